@@ -1,0 +1,88 @@
+"""Deployment settings: one place, environment variables with documented defaults.
+
+A `.env` file in the working directory (or the file named by LIST_ENV_FILE) is read first;
+real environment variables win over it. The app, the worker and the scripts all read
+settings through `get_settings()`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+# name -> (default, help). The README's configuration table mirrors this.
+DOCUMENTED = {
+    "LIST_DATA_DIR": ("./data", "Directory for the SQLite file, checkpoints, models and exports."),
+    "LIST_DATABASE_URL": (
+        "sqlite:///<LIST_DATA_DIR>/list.db",
+        "Any SQLAlchemy URL (e.g. postgresql+psycopg://user:pw@host/db).",
+    ),
+    "LIST_MODEL": (
+        "default",
+        "Backbone: `default` (packaged all-MiniLM-L6-v2), a hub name or a local path.",
+    ),
+    "LIST_DEVICE": ("auto", "`auto` (CUDA when available, else CPU), `cpu`, `cuda`, `cuda:N`."),
+    "LIST_WORKER_POLL_SECONDS": ("2.0", "How often an idle worker looks for queued runs."),
+    "LIST_HEARTBEAT_SECONDS": ("5.0", "How often a worker writes its heartbeat."),
+    "LIST_STALE_SECONDS": ("60.0", "A worker silent this long is dead; its runs are re-queued."),
+    "LIST_MAX_ATTEMPTS": ("3", "How many times a failing run is tried before it stays failed."),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    model: str
+    device: str
+    worker_poll_seconds: float
+    heartbeat_seconds: float
+    stale_seconds: float
+    max_attempts: int
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"
+
+
+def _get(name: str) -> str:
+    return os.environ.get(name, DOCUMENTED[name][0])
+
+
+def _number(name: str, kind: type):
+    raw = _get(name)
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r} must be positive")
+    return value
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment (and `.env`), without caching."""
+    load_dotenv(os.environ.get("LIST_ENV_FILE", ".env"), override=False)
+    data_dir = Path(_get("LIST_DATA_DIR")).expanduser().resolve()
+    url = os.environ.get("LIST_DATABASE_URL") or f"sqlite:///{data_dir / 'list.db'}"
+    return Settings(
+        data_dir=data_dir,
+        database_url=url,
+        model=_get("LIST_MODEL"),
+        device=_get("LIST_DEVICE"),
+        worker_poll_seconds=_number("LIST_WORKER_POLL_SECONDS", float),
+        heartbeat_seconds=_number("LIST_HEARTBEAT_SECONDS", float),
+        stale_seconds=_number("LIST_STALE_SECONDS", float),
+        max_attempts=_number("LIST_MAX_ATTEMPTS", int),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings (cached). Tests call `get_settings.cache_clear()` after
+    changing the environment."""
+    return load_settings()

@@ -1,0 +1,1 @@
+"""The background training worker: claims runs from the database and runs list_engine."""
