@@ -185,7 +185,9 @@ class Run(Base):
     status: Mapped[str] = mapped_column(String(20), default=QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
-    worker_id: Mapped[str | None] = mapped_column(ForeignKey("workers.id", ondelete="SET NULL"))
+    worker_id: Mapped[str | None] = mapped_column(
+        ForeignKey("workers.id", ondelete="SET NULL"), index=True
+    )
     device: Mapped[str | None] = mapped_column(String(50))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
     current_round: Mapped[int | None] = mapped_column(Integer)
@@ -195,6 +197,7 @@ class Run(Base):
     total_steps: Mapped[int | None] = mapped_column(Integer)
     progress: Mapped[float] = mapped_column(Float, default=0.0)  # 0..1 over the whole run
     error: Mapped[str | None] = mapped_column(Text)  # message + traceback of the last failure
+    resumed_from_round: Mapped[int | None] = mapped_column(Integer)  # last resume's checkpoint
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)

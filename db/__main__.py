@@ -1,0 +1,44 @@
+"""`python -m db upgrade | current | heads | revision -m MESSAGE` (schema migrations)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from alembic import command
+
+from db.migrate import alembic_config, current_revision, head_revision, upgrade_to_head
+from db.session import make_engine
+from db.settings import get_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m db", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("upgrade", help="bring the database to the newest schema (idempotent)")
+    sub.add_parser("current", help="print the database's schema revision")
+    sub.add_parser("heads", help="print the newest revision of the migration scripts")
+    rev = sub.add_parser("revision", help="autogenerate a migration from the models")
+    rev.add_argument("-m", "--message", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+
+    url = get_settings().database_url
+    if args.command == "upgrade":
+        print(f"[db] schema at {upgrade_to_head(url)} ({url})", file=sys.stderr)
+    elif args.command == "current":
+        engine = make_engine(url)
+        print(current_revision(engine))
+        engine.dispose()
+    elif args.command == "heads":
+        print(head_revision())
+    elif args.command == "revision":
+        command.revision(alembic_config(url), message=args.message, autogenerate=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
