@@ -1,0 +1,443 @@
+"""The label set, labels (saved at once, with an undo history), progress against a
+target, and which document to label next (random, diverse, keyword)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from app.services import ServiceError
+from db.models import HUMAN, Document, DocumentEmbedding, Label, LabelClass, LabelEvent
+
+DEFAULT_TARGET_TOTAL = 30
+STRATEGIES = ("random", "diverse", "keyword")
+HOTKEY_LABELS = 9  # keys 1-9
+
+# ---------------------------------------------------------------- label set
+
+
+def list_label_classes(session: Session, project_id: int) -> list[LabelClass]:
+    return list(session.scalars(
+        select(LabelClass).where(LabelClass.project_id == project_id)
+        .order_by(LabelClass.position, LabelClass.id)
+    ))
+
+
+def _clean_label_name(session: Session, project_id: int, name: str, exclude_id=None) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ServiceError("A label needs a name.")
+    if len(name) > 200:
+        raise ServiceError("A label name can have at most 200 characters.")
+    stmt = select(LabelClass.id).where(
+        LabelClass.project_id == project_id, func.lower(LabelClass.name) == name.lower()
+    )
+    if exclude_id is not None:
+        stmt = stmt.where(LabelClass.id != exclude_id)
+    if session.scalar(stmt) is not None:
+        raise ServiceError(f"There is already a label called {name!r}.")
+    return name
+
+
+def _clean_word(word: str) -> str:
+    word = (word or "").strip()
+    if len(word) > 100:
+        raise ServiceError("A label word can have at most 100 characters.")
+    return word
+
+
+def add_label_class(
+    session: Session, project_id: int, name: str, description: str = "", verbalizer_word: str = ""
+) -> LabelClass:
+    from app.services.corpus import suggest_word
+
+    name = _clean_label_name(session, project_id, name)
+    position = session.scalar(
+        select(func.coalesce(func.max(LabelClass.position), -1))
+        .where(LabelClass.project_id == project_id)
+    ) + 1
+    cls = LabelClass(
+        project_id=project_id, name=name, description=(description or "").strip(),
+        verbalizer_word=_clean_word(verbalizer_word) or suggest_word(name), position=position,
+    )
+    session.add(cls)
+    session.commit()
+    return cls
+
+
+def update_label_class(
+    session: Session, label_class_id: int, *, name: str | None = None,
+    description: str | None = None, verbalizer_word: str | None = None,
+) -> LabelClass:
+    cls = session.get(LabelClass, label_class_id)
+    if cls is None:
+        raise ServiceError("That label no longer exists.")
+    if name is not None:
+        cls.name = _clean_label_name(session, cls.project_id, name, exclude_id=cls.id)
+    if description is not None:
+        cls.description = description.strip()
+    if verbalizer_word is not None:
+        cls.verbalizer_word = _clean_word(verbalizer_word)
+    session.commit()
+    return cls
+
+
+def delete_label_class(session: Session, label_class_id: int) -> int:
+    """Delete a label class and the labels that use it; returns how many labels went."""
+    cls = session.get(LabelClass, label_class_id)
+    if cls is None:
+        return 0
+    n = session.scalar(
+        select(func.count()).select_from(Label).where(Label.label_class_id == label_class_id)
+    ) or 0
+    session.execute(delete(Label).where(Label.label_class_id == label_class_id))
+    session.execute(delete(LabelClass).where(LabelClass.id == label_class_id))
+    session.commit()
+    session.expire_all()
+    return n
+
+
+# ---------------------------------------------------------------- labels
+
+
+def _write_label(session, project_id, document_id, class_id, source) -> None:
+    """Set (or with class_id None, remove) a document's label, without an event."""
+    label = session.scalar(select(Label).where(Label.document_id == document_id))
+    if class_id is None:
+        if label is not None:
+            session.delete(label)
+    elif label is None:
+        session.add(Label(project_id=project_id, document_id=document_id,
+                          label_class_id=class_id, source=source or HUMAN))
+    else:
+        label.label_class_id = class_id
+        label.source = source or HUMAN
+
+
+def set_label(
+    session: Session, project_id: int, document_id: int, label_class_id: int | None,
+    source: str = HUMAN,
+) -> LabelEvent | None:
+    """Label a document (or remove its label with None), record the change, commit.
+
+    Returns the event, or None when nothing changed.
+    """
+    doc = session.get(Document, document_id)
+    if doc is None or doc.project_id != project_id:
+        raise ServiceError("That document is not in this project.")
+    if label_class_id is not None:
+        cls = session.get(LabelClass, label_class_id)
+        if cls is None or cls.project_id != project_id:
+            raise ServiceError("That label is not in this project.")
+    current = session.scalar(select(Label).where(Label.document_id == document_id))
+    old_class = current.label_class_id if current else None
+    old_source = current.source if current else None
+    if old_class == label_class_id and (label_class_id is None or old_source == source):
+        return None
+    _write_label(session, project_id, document_id, label_class_id, source)
+    event = LabelEvent(
+        project_id=project_id, document_id=document_id,
+        old_label_class_id=old_class, new_label_class_id=label_class_id,
+        old_source=old_source, new_source=source if label_class_id is not None else None,
+    )
+    session.add(event)
+    session.commit()
+    return event
+
+
+def remove_label(session: Session, project_id: int, document_id: int) -> LabelEvent | None:
+    return set_label(session, project_id, document_id, None)
+
+
+def undo(session: Session, project_id: int) -> LabelEvent | None:
+    """Undo the latest change not undone yet; returns that event (None: nothing to undo)."""
+    event = session.scalar(
+        select(LabelEvent)
+        .where(LabelEvent.project_id == project_id, LabelEvent.undone.is_(False))
+        .order_by(LabelEvent.id.desc()).limit(1)
+    )
+    if event is None:
+        return None
+    old_class = event.old_label_class_id
+    if old_class is not None and session.get(LabelClass, old_class) is None:
+        old_class = None  # the class was deleted since
+    _write_label(session, project_id, event.document_id, old_class, event.old_source)
+    event.undone = True
+    session.commit()
+    return event
+
+
+def label_of(session: Session, document_id: int) -> Label | None:
+    return session.scalar(select(Label).where(Label.document_id == document_id))
+
+
+def labelled_examples(session: Session, project_id: int, limit: int | None = None):
+    """(Document, LabelClass) pairs of the labelled documents, oldest label first."""
+    stmt = (
+        select(Document, LabelClass)
+        .join(Label, Label.document_id == Document.id)
+        .join(LabelClass, LabelClass.id == Label.label_class_id)
+        .where(Label.project_id == project_id)
+        .order_by(Label.id)
+    )
+    if limit:
+        stmt = stmt.limit(limit)
+    return list(session.execute(stmt).tuples())
+
+
+def labels_table(session: Session, project_id: int, snippet: int = 120) -> pd.DataFrame:
+    """All labels of the project for review: document, snippet, label, source, when."""
+    rows = session.execute(
+        select(Document.id, Document.text, LabelClass.name, Label.source, Label.held_out,
+               Label.updated_at)
+        .join(Label, Label.document_id == Document.id)
+        .join(LabelClass, LabelClass.id == Label.label_class_id)
+        .where(Label.project_id == project_id)
+        .order_by(Label.updated_at.desc(), Label.id.desc())
+    ).all()
+    return pd.DataFrame(
+        [(i, t if len(t) <= snippet else t[: snippet - 1] + "…", n, s, h, u)
+         for i, t, n, s, h, u in rows],
+        columns=["document", "text", "label", "source", "held_out", "updated"],
+    )
+
+
+# ---------------------------------------------------------------- progress
+
+
+@dataclass(frozen=True)
+class ClassCount:
+    label_class_id: int
+    name: str
+    count: int
+    target: int
+
+
+def class_targets(n_classes: int, total: int = DEFAULT_TARGET_TOTAL) -> list[int]:
+    """A balanced split of `total` over the classes (the first ones get the remainder)."""
+    if n_classes <= 0:
+        return []
+    base, extra = divmod(max(total, 0), n_classes)
+    return [base + (1 if i < extra else 0) for i in range(n_classes)]
+
+
+def class_counts(
+    session: Session, project_id: int, total: int = DEFAULT_TARGET_TOTAL
+) -> list[ClassCount]:
+    classes = list_label_classes(session, project_id)
+    counts = dict(session.execute(
+        select(Label.label_class_id, func.count()).where(Label.project_id == project_id)
+        .group_by(Label.label_class_id)
+    ).tuples().all())
+    targets = class_targets(len(classes), total)
+    return [ClassCount(c.id, c.name, counts.get(c.id, 0), t)
+            for c, t in zip(classes, targets, strict=True)]
+
+
+def balance_warning(counts: Sequence[ClassCount]) -> str | None:
+    """A warning when the labels are unbalanced enough to bias the classifier."""
+    if len(counts) < 2:
+        return None
+    values = [c.count for c in counts]
+    if sum(values) < len(counts):
+        return None  # too early to judge
+    empty = [c.name for c in counts if c.count == 0]
+    if empty:
+        return "No labels yet for: " + ", ".join(empty) + ". Every class needs examples."
+    lo, hi = min(values), max(values)
+    if hi >= 2 * lo and hi - lo >= 3:
+        small = min(counts, key=lambda c: c.count).name
+        big = max(counts, key=lambda c: c.count).name
+        return (f"Unbalanced labels: {big} has {hi}, {small} only {lo}. Try keyword search "
+                "to find examples of the smaller classes.")
+    return None
+
+
+# ---------------------------------------------------------------- next document
+
+
+def _unlabelled(project_id: int, exclude: Iterable[int] = ()):
+    stmt = select(Document.id).where(
+        Document.project_id == project_id,
+        ~select(Label.id).where(Label.document_id == Document.id).exists(),
+    )
+    exclude = list(exclude)
+    if exclude:
+        stmt = stmt.where(Document.id.not_in(exclude))
+    return stmt
+
+
+def unlabelled_count(session: Session, project_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(_unlabelled(project_id).subquery())) or 0
+
+
+def next_random(
+    session: Session, project_id: int, exclude: Iterable[int] = (), seed: int | None = None
+) -> int | None:
+    ids = session.scalars(_unlabelled(project_id, exclude)).all()
+    if not ids:
+        return None
+    return random.Random(seed).choice(ids)
+
+
+def keyword_matches(
+    session: Session, project_id: int, keyword: str, exclude: Iterable[int] = (), limit: int = 50
+) -> list[int]:
+    """Unlabelled documents containing `keyword` (case-insensitive), oldest first."""
+    keyword = (keyword or "").strip()
+    if not keyword:
+        raise ServiceError("Type a keyword to search for.")
+    pattern = "%" + keyword.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    stmt = _unlabelled(project_id, exclude).where(
+        func.lower(Document.text).like(pattern, escape="\\")
+        | func.lower(func.coalesce(Document.text_b, "")).like(pattern, escape="\\")
+    ).order_by(Document.id).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def next_keyword(session, project_id, keyword, exclude=()) -> int | None:
+    found = keyword_matches(session, project_id, keyword, exclude, limit=1)
+    return found[0] if found else None
+
+
+# -- diverse: k-means over cached mean-pooled embeddings
+
+Embedder = Callable[[list[str]], np.ndarray]
+
+
+def missing_embeddings(session: Session, project_id: int, model: str) -> int:
+    have = select(DocumentEmbedding.document_id).where(
+        DocumentEmbedding.project_id == project_id, DocumentEmbedding.model == model
+    )
+    return session.scalar(
+        select(func.count()).select_from(Document)
+        .where(Document.project_id == project_id, Document.id.not_in(have))
+    ) or 0
+
+
+def compute_embeddings(
+    session: Session, project_id: int, model: str, embed: Embedder | None = None,
+    batch_size: int = 256, progress: Callable[[float, str], None] | None = None,
+) -> int:
+    """Embed the project's documents that have no cached vector for `model`; returns how
+    many were computed. Each batch is committed, so an interrupted run keeps its work."""
+    if embed is None:
+        from list_engine import mean_pooled_embeddings
+
+        settings_device = _device()
+
+        def embed(texts):
+            return mean_pooled_embeddings(texts, model=model, device=settings_device)
+
+    have = select(DocumentEmbedding.document_id).where(
+        DocumentEmbedding.project_id == project_id, DocumentEmbedding.model == model
+    )
+    todo = session.execute(
+        select(Document.id, Document.text, Document.text_b)
+        .where(Document.project_id == project_id, Document.id.not_in(have))
+        .order_by(Document.id)
+    ).all()
+    for start in range(0, len(todo), batch_size):
+        part = todo[start : start + batch_size]
+        texts = [t if not b else f"{t} {b}" for _, t, b in part]
+        vectors = np.asarray(embed(texts), dtype=np.float32)
+        session.execute(insert(DocumentEmbedding), [
+            {"project_id": project_id, "document_id": doc_id, "model": model,
+             "vector": vec.tobytes()}
+            for (doc_id, _, _), vec in zip(part, vectors, strict=True)
+        ])
+        session.commit()
+        if progress:
+            done = start + len(part)
+            progress(done / len(todo), f"{done:,} / {len(todo):,} documents embedded")
+    return len(todo)
+
+
+def _device() -> str:
+    from db.settings import get_settings
+
+    return get_settings().device
+
+
+def load_embeddings(session: Session, project_id: int, model: str) -> tuple[np.ndarray, np.ndarray]:
+    """(document ids (N,), vectors (N, H)) of the cached embeddings."""
+    rows = session.execute(
+        select(DocumentEmbedding.document_id, DocumentEmbedding.vector)
+        .where(DocumentEmbedding.project_id == project_id, DocumentEmbedding.model == model)
+        .order_by(DocumentEmbedding.document_id)
+    ).all()
+    if not rows:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    vectors = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+    return ids, vectors
+
+
+@dataclass(frozen=True)
+class Clusters:
+    """k-means over the document embeddings: cluster of each document, and for each
+    cluster its documents ordered by distance to the centroid."""
+
+    ids: np.ndarray  # (N,)
+    assignment: np.ndarray  # (N,) cluster index
+    members: list[list[int]]  # per cluster: document ids, nearest to the centroid first
+
+
+def cluster_documents(ids: np.ndarray, vectors: np.ndarray, k: int, seed: int = 0) -> Clusters:
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    k = max(1, min(k, len(ids)))
+    algo = MiniBatchKMeans if len(ids) > 20_000 else KMeans
+    km = algo(n_clusters=k, random_state=seed, n_init=3).fit(vectors)
+    dist = np.linalg.norm(vectors - km.cluster_centers_[km.labels_], axis=1)  # (N,)
+    members = []
+    for c in range(k):
+        idx = np.flatnonzero(km.labels_ == c)
+        members.append([int(ids[i]) for i in idx[np.argsort(dist[idx])]])
+    return Clusters(ids=ids, assignment=km.labels_.copy(), members=members)
+
+
+def default_k(n_classes: int, target_total: int = DEFAULT_TARGET_TOTAL) -> int:
+    """As many clusters as the labelling target (one document per cluster)."""
+    return max(target_total, 2 * max(n_classes, 1))
+
+
+def next_diverse(
+    session: Session, project_id: int, clusters: Clusters, exclude: Iterable[int] = ()
+) -> int | None:
+    """The most central unlabelled document of the cluster with the fewest labelled (or
+    skipped) documents, so consecutive picks cover different clusters."""
+    labelled = set(session.scalars(select(Label.document_id).where(Label.project_id == project_id)))
+    seen = labelled | set(exclude)
+    best, best_key = None, None
+    for c, docs in enumerate(clusters.members):
+        covered = sum(1 for d in docs if d in seen)
+        candidate = next((d for d in docs if d not in seen), None)
+        if candidate is None:
+            continue
+        key = (covered, c)
+        if best_key is None or key < best_key:
+            best, best_key = candidate, key
+    if best is None:  # every clustered document is done; fall back to any unlabelled one
+        return next_random(session, project_id, exclude)
+    return best
+
+
+def get_document(session: Session, project_id: int, document_id: int) -> Document | None:
+    doc = session.get(Document, document_id)
+    return doc if doc is not None and doc.project_id == project_id else None
+
+
+def mark_held_out(session: Session, project_id: int, document_ids: Iterable[int], held_out=True):
+    """Mark labels as held out for evaluation (part 2 uses this for the evaluation set)."""
+    session.execute(
+        update(Label).where(Label.project_id == project_id, Label.document_id.in_(list(document_ids)))
+        .values(held_out=held_out)
+    )
+    session.commit()

@@ -1,0 +1,279 @@
+"""Prompt design: presets, live validation with the chosen model's tokenizer, previews of
+rendered prompts on real documents, the zero-shot check, and versioned saving."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.services import ServiceError
+from app.services.labelling import labelled_examples, list_label_classes
+from db.models import Document, PromptConfig
+
+MODES = ("prompt", "classic")
+DEFAULT_MAX_LENGTH = 128
+PRESET_ORDER = ("sentiment", "topic", "subjectivity", "question_type", "nli", "paraphrase")
+
+
+def load_tokenizer(model: str):
+    """The tokenizer of `model` ("default", a hub name or a local path)."""
+    from transformers import AutoTokenizer
+
+    from list_engine import resolve_model_path
+
+    try:
+        return AutoTokenizer.from_pretrained(resolve_model_path(model))
+    except Exception as exc:  # noqa: BLE001 - any loading failure is a user-facing message
+        raise ServiceError(f"Could not load the tokenizer of {model!r}: {exc}") from exc
+
+
+# ---------------------------------------------------------------- presets
+
+
+def presets() -> dict:
+    """The engine's task presets (name -> TaskPreset), in a stable order."""
+    from list_engine import TASK_PRESETS
+
+    names = [n for n in PRESET_ORDER if n in TASK_PRESETS]
+    names += [n for n in TASK_PRESETS if n not in names]
+    return {n: TASK_PRESETS[n] for n in names}
+
+
+def preset_verbalizer(preset, label_names: list[str], fallback: dict[str, str]) -> dict[str, str]:
+    """Label words for the project's labels: the preset's word where a label name matches one
+    of the preset's example labels (case-insensitive), else the label's own suggested word."""
+    words = {k.lower(): v for k, v in (preset.words or {}).items()}
+    return {name: words.get(name.lower(), fallback.get(name, "")) for name in label_names}
+
+
+def project_verbalizer(session: Session, project_id: int) -> dict[str, str]:
+    """label name -> suggested word from the label set (in label order)."""
+    return {c.name: c.verbalizer_word for c in list_label_classes(session, project_id)}
+
+
+# ---------------------------------------------------------------- validation
+
+
+def validate(
+    template: str, verbalizer: dict[str, str], tokenizer, label_names: list[str] | None = None,
+    mode: str = "prompt",
+) -> list[str]:
+    """Every problem with this prompt as a sentence for the user (empty = valid)."""
+    from list_engine import validate_prompt
+
+    problems: list[str] = []
+    if label_names is not None:
+        if len(label_names) < 2:
+            problems.append("The project needs at least 2 labels: define them on the Labels page.")
+        missing = [n for n in label_names if not (verbalizer.get(n) or "").strip()]
+        if missing and mode == "prompt":
+            problems.append("No label word for: " + ", ".join(missing) + ".")
+    if mode == "classic":
+        return problems
+    clean = {k: v.strip() for k, v in verbalizer.items()}
+    problems += [p for p in validate_prompt(template, clean, tokenizer) if p not in problems]
+    return problems
+
+
+def word_tokens(word: str, tokenizer) -> list[str]:
+    """How the tokenizer splits `word` as it appears in a prompt (after a space)."""
+    ids = _word_ids(word, tokenizer)
+    return tokenizer.convert_ids_to_tokens(ids)
+
+
+def _is_bpe(tokenizer) -> bool:
+    tokens = tokenizer.tokenize(" hello world")
+    return any(t.startswith(("Ġ", "▁")) for t in tokens)
+
+
+def _word_ids(word: str, tokenizer) -> list[int]:
+    text = (" " + word) if _is_bpe(tokenizer) else word
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def is_single_token(word: str, tokenizer) -> bool:
+    return bool(word.strip()) and len(_word_ids(word.strip(), tokenizer)) == 1
+
+
+def suggest_single_token(word: str, tokenizer, limit: int = 3) -> list[str]:
+    """Single-token alternatives for a label word that splits into several tokens:
+    case variants, its first word, and prefixes that are whole tokens."""
+    word = word.strip()
+    candidates: list[str] = []
+    parts = word.replace("-", " ").replace("_", " ").split()
+    for w in [word.lower(), word.capitalize(), word.upper(), *parts, *(p.lower() for p in parts)]:
+        if w and w not in candidates:
+            candidates.append(w)
+    base = word.lower()
+    for cut in range(len(base) - 1, 2, -1):  # "technology" -> "technolog"... -> "tech"
+        candidates.append(base[:cut])
+    out: list[str] = []
+    for c in candidates:
+        if c != word and c not in out and is_single_token(c, tokenizer):
+            out.append(c)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def word_report(verbalizer: dict[str, str], tokenizer) -> pd.DataFrame:
+    """Per label: its word, the tokens it becomes, OK or not, and suggestions."""
+    rows = []
+    for label, word in verbalizer.items():
+        word = (word or "").strip()
+        tokens = word_tokens(word, tokenizer) if word else []
+        ok = len(tokens) == 1
+        rows.append({
+            "label": label, "word": word, "tokens": " ".join(tokens), "one token": ok,
+            "suggestions": "" if ok or not word else ", ".join(suggest_single_token(word, tokenizer)),
+        })
+    return pd.DataFrame(rows, columns=["label", "word", "tokens", "one token", "suggestions"])
+
+
+# ---------------------------------------------------------------- preview
+
+
+@dataclass(frozen=True)
+class Preview:
+    document_id: int
+    text: str  # the prompt as the model sees it
+    truncated: bool
+    kept_chars: int
+    original_chars: int
+
+
+def preview_documents(session: Session, project_id: int, n: int = 3) -> list[Document]:
+    """Labelled documents first (they are what training sees), then the oldest others."""
+    docs = [d for d, _ in labelled_examples(session, project_id, limit=n)]
+    if len(docs) < n:
+        ids = [d.id for d in docs]
+        stmt = select(Document).where(Document.project_id == project_id)
+        if ids:
+            stmt = stmt.where(Document.id.not_in(ids))
+        docs += list(session.scalars(stmt.order_by(Document.id).limit(n - len(docs))))
+    return docs
+
+
+def preview(
+    template: str, documents: list[Document], tokenizer, max_length: int = DEFAULT_MAX_LENGTH
+) -> list[Preview]:
+    from list_engine import Example, render_prompt
+
+    out = []
+    for doc in documents:
+        rendered = render_prompt(template, Example(text=doc.text, text_b=doc.text_b, id=doc.id),
+                                 tokenizer, max_length)
+        out.append(Preview(doc.id, rendered.text, bool(rendered.truncated),
+                           int(rendered.kept_chars), int(rendered.original_chars)))
+    return out
+
+
+# ---------------------------------------------------------------- zero-shot check
+
+
+@dataclass(frozen=True)
+class ZeroShotResult:
+    table: pd.DataFrame  # one row per labelled example: document, label, predicted, p(word)...
+    accuracy: float | None
+    head_pretrained: bool
+    note: str
+
+
+UNTRAINED_NOTE = (
+    "This model's masked-LM head is untrained (its checkpoint has no pretrained MLM head, as "
+    "with the packaged default model), so these label-word probabilities are noise: the "
+    "zero-shot check means nothing here. It says nothing about how well the prompt will do "
+    "after training; use a model with a pretrained MLM head (e.g. roberta-large) for a "
+    "meaningful zero-shot check."
+)
+
+
+def zero_shot_check(
+    session: Session, project_id: int, classifier, limit: int = 60
+) -> ZeroShotResult:
+    """The current (untrained-adapter) model's label-word probabilities on the labelled
+    examples. `classifier` is a `PromptClassifier` built with this template/verbalizer."""
+    pairs = labelled_examples(session, project_id, limit=limit)
+    if not pairs:
+        raise ServiceError("Label a few documents first: the check runs on labelled examples.")
+    from list_engine import Example
+
+    examples = [Example(text=d.text, text_b=d.text_b, id=d.id) for d, _ in pairs]
+    probs = np.asarray(classifier.predict_proba(examples))  # (N, C)
+    labels = list(classifier.labels)
+    predicted = [labels[i] for i in probs.argmax(axis=1)]
+    table = pd.DataFrame({
+        "document": [d.id for d, _ in pairs],
+        "text": [d.text[:80] + ("…" if len(d.text) > 80 else "") for d, _ in pairs],
+        "label": [c.name for _, c in pairs],
+        "predicted": predicted,
+    })
+    for j, name in enumerate(labels):
+        table[f"p({name})"] = probs[:, j].round(3)
+    accuracy = float(np.mean([p == c.name for p, (_, c) in zip(predicted, pairs, strict=True)]))
+    pretrained = bool(classifier.mlm_head_pretrained)
+    note = UNTRAINED_NOTE if not pretrained else (
+        "The model's MLM head is pretrained: these are real zero-shot probabilities. Low "
+        "accuracy here suggests trying other label words or another template."
+    )
+    return ZeroShotResult(table, accuracy, pretrained, note)
+
+
+def build_classifier(model: str, template: str, verbalizer: dict[str, str], device: str = "cpu",
+                     max_length: int = DEFAULT_MAX_LENGTH):
+    from list_engine import PromptClassifier
+
+    return PromptClassifier.create(model=model, template=template, verbalizer=verbalizer,
+                                   mode="prompt", max_length=max_length, device=device)
+
+
+# ---------------------------------------------------------------- saving
+
+
+def list_prompt_configs(session: Session, project_id: int) -> list[PromptConfig]:
+    return list(session.scalars(
+        select(PromptConfig).where(PromptConfig.project_id == project_id)
+        .order_by(PromptConfig.version.desc())
+    ))
+
+
+def latest_prompt_config(session: Session, project_id: int) -> PromptConfig | None:
+    return session.scalar(
+        select(PromptConfig).where(PromptConfig.project_id == project_id)
+        .order_by(PromptConfig.version.desc()).limit(1)
+    )
+
+
+def save_prompt_config(
+    session: Session, project_id: int, *, template: str, verbalizer: dict[str, str],
+    model: str, mode: str = "prompt", note: str = "", tokenizer=None,
+) -> PromptConfig:
+    """Validate (when a tokenizer is given) and save as the next version. Saved configs are
+    immutable: editing saves a new version."""
+    if mode not in MODES:
+        raise ServiceError(f"Unknown mode {mode!r}: use one of {', '.join(MODES)}.")
+    labels = [c.name for c in list_label_classes(session, project_id)]
+    verbalizer = {k: (v or "").strip() for k, v in verbalizer.items()}
+    unknown = [k for k in verbalizer if k not in labels]
+    if unknown:
+        raise ServiceError("Label words for labels that are not in the project: " + ", ".join(unknown))
+    verbalizer = {name: verbalizer.get(name, "") for name in labels}  # label order
+    if tokenizer is not None:
+        problems = validate(template, verbalizer, tokenizer, labels, mode)
+        if problems:
+            raise ServiceError("The prompt is not valid: " + " ".join(problems))
+    elif len(labels) < 2:
+        raise ServiceError("The project needs at least 2 labels.")
+    version = (session.scalar(
+        select(func.max(PromptConfig.version)).where(PromptConfig.project_id == project_id)
+    ) or 0) + 1
+    config = PromptConfig(project_id=project_id, version=version, template=template.strip(),
+                          verbalizer=verbalizer, model=(model or "default").strip(), mode=mode,
+                          note=(note or "").strip())
+    session.add(config)
+    session.commit()
+    return config
