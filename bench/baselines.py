@@ -1,0 +1,213 @@
+"""The methods compared by the few-shot benchmark, all on the same backbone and the same split.
+
+Each method is a ``MethodSpec``; ``run_method`` trains it on one split and evaluates it on the
+split's test set, returning a flat dict (accuracy, macro-F1, train/predict seconds, parameter
+counts, notes). Only the public ``list_engine`` API is used. ``run_method`` is a plain
+top-level function so that ``bench.runner.run_isolated`` can call it in a fresh process.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score
+
+from bench.data import Split
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    title: str
+    kind: str  # "zero_shot" | "engine" | "setfit" | "logreg"
+    preset: str = "quick"
+    config: dict[str, Any] = field(default_factory=dict)  # LiSTConfig fields fixed by the method
+    note: str = ""
+
+
+METHODS: dict[str, MethodSpec] = {
+    m.name: m
+    for m in [
+        MethodSpec("zero_shot", "Zero-shot prompt (no training)", "zero_shot",
+                   config={"mode": "prompt"}),
+        MethodSpec("classic_adapters", "Classic head + adapters", "engine",
+                   config={"mode": "classic", "self_training": False}),
+        MethodSpec("prompt_adapters", "Prompt + adapters, no self-training", "engine",
+                   config={"mode": "prompt", "self_training": False}),
+        MethodSpec("full_ft", "Full fine-tuning (classic head)", "engine",
+                   config={"mode": "full", "self_training": False}),
+        MethodSpec("list_quick", "LiST (quick preset)", "engine",
+                   config={"mode": "prompt", "self_training": True}),
+        MethodSpec("list_paper", "LiST (paper preset)", "engine", preset="paper",
+                   config={"mode": "prompt", "self_training": True}),
+        MethodSpec("list_no_meta", "LiST quick, no meta re-weighting", "engine",
+                   config={"mode": "prompt", "self_training": True, "meta_reweighting": False}),
+        MethodSpec("list_no_kd", "LiST quick, no KD warm-up", "engine",
+                   config={"mode": "prompt", "self_training": True, "kd_warmup": False}),
+        MethodSpec("setfit", "SetFit (same body)", "setfit"),
+        MethodSpec("logreg", "LogReg on frozen mean-pooled embeddings", "logreg"),
+    ]
+}
+DEFAULT_METHODS = [m for m in METHODS if m != "list_paper"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Knobs shared by all methods of one benchmark run."""
+
+    device: str = "auto"
+    overrides: dict[str, Any] = field(default_factory=dict)  # extra LiSTConfig fields
+    setfit_iterations: int = 20  # SetFit contrastive pairs per example (library default 20)
+    setfit_epochs: int = 1
+    setfit_batch_size: int = 16
+    eval_batch_size: int = 64
+
+
+def _metrics(gold: list[str], pred: list[str], labels: list[str]) -> dict[str, float]:
+    return {
+        "accuracy": float(accuracy_score(gold, pred)),
+        "macro_f1": float(f1_score(gold, pred, labels=labels, average="macro", zero_division=0)),
+    }
+
+
+def engine_config(spec: MethodSpec, seed: int, options: RunOptions):
+    """The ``LiSTConfig`` of an engine method: preset + the method's fixed fields + overrides."""
+    from list_engine import LiSTConfig
+
+    clash = sorted(set(spec.config) & set(options.overrides))
+    if clash:
+        raise ValueError(f"overrides {clash} would change what method {spec.name!r} is")
+    return LiSTConfig.preset(spec.preset, **{"seed": seed, "device": options.device,
+                                             **options.overrides, **spec.config})
+
+
+def _run_engine(spec: MethodSpec, model: str, template: str, words: dict[str, str],
+                split: Split, options: RunOptions) -> dict[str, Any]:
+    from bench.timing import PhaseTimer
+    from list_engine import LiSTTrainer, PromptClassifier
+
+    config = engine_config(spec, split.seed, options)
+    t0 = time.perf_counter()
+    clf = PromptClassifier.create(model=model, template=template, verbalizer=words,
+                                  mode=config.mode, adapter=config.adapter,
+                                  max_length=config.max_length, device=config.device)
+    out: dict[str, Any] = {"load_s": time.perf_counter() - t0,
+                           "mlm_head_pretrained": bool(clf.mlm_head_pretrained),
+                           "config": config.to_dict()}
+    trainable, total = clf.parameter_counts()
+    if spec.kind == "zero_shot":
+        out.update(train_s=0.0, trainable_params=0, total_params=total)
+        if not clf.mlm_head_pretrained:
+            out["note"] = "MLM head not pretrained: prompt logits are noise (meaningless)"
+    else:
+        timer = PhaseTimer()
+        unlabeled = split.unlabeled if config.self_training else []
+        trainer = LiSTTrainer(clf, config, labeled=split.labeled, unlabeled=unlabeled,
+                              callbacks=[timer])
+        t0 = time.perf_counter()
+        result = trainer.train()
+        out["train_s"] = time.perf_counter() - t0
+        clf = result.classifier
+        out.update(status=result.status, rounds_completed=result.rounds_completed,
+                   trainable_params=trainable, total_params=total, phases=timer.summary())
+    t0 = time.perf_counter()
+    probs = clf.predict_proba([e.text for e in split.test], batch_size=options.eval_batch_size)
+    out["predict_s"] = time.perf_counter() - t0
+    pred = [clf.labels[i] for i in np.asarray(probs).argmax(axis=1)]
+    out.update(_metrics([e.label for e in split.test], pred, list(words)))
+    return out
+
+
+def _run_setfit(model: str, words: dict[str, str], split: Split, options: RunOptions,
+                max_length: int) -> dict[str, Any]:
+    import torch
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    labels = list(words)
+    t0 = time.perf_counter()
+    setfit_model = SetFitModel.from_pretrained(model)
+    setfit_model.model_body.max_seq_length = max_length  # same truncation as the engine
+    device = options.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    setfit_model.to(device)
+    load_s = time.perf_counter() - t0
+    train = Dataset.from_dict({"text": [e.text for e in split.labeled],
+                               "label": [labels.index(e.label) for e in split.labeled]})
+    with tempfile.TemporaryDirectory() as tmp:
+        args = TrainingArguments(
+            output_dir=tmp, batch_size=options.setfit_batch_size,
+            num_epochs=options.setfit_epochs, num_iterations=options.setfit_iterations,
+            seed=split.seed, save_strategy="no", report_to="none", show_progress_bar=False,
+            max_length=max_length,
+        )
+        trainer = Trainer(model=setfit_model, args=args, train_dataset=train)
+        t0 = time.perf_counter()
+        trainer.train()
+        train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pred_ids = setfit_model.predict([e.text for e in split.test],
+                                    batch_size=options.eval_batch_size, as_numpy=True)
+    predict_s = time.perf_counter() - t0
+    pred = [labels[int(i)] for i in pred_ids]
+    body = sum(p.numel() for p in setfit_model.model_body.parameters())
+    head = setfit_model.model_head
+    head_params = int(head.coef_.size + head.intercept_.size) if hasattr(head, "coef_") else 0
+    out = {"load_s": load_s, "train_s": train_s, "predict_s": predict_s,
+           "trainable_params": body + head_params, "total_params": body + head_params,
+           "config": {"num_iterations": options.setfit_iterations,
+                      "num_epochs": options.setfit_epochs,
+                      "batch_size": options.setfit_batch_size, "max_length": max_length}}
+    out.update(_metrics([e.label for e in split.test], pred, labels))
+    return out
+
+
+def _run_logreg(model: str, words: dict[str, str], split: Split,
+                options: RunOptions) -> dict[str, Any]:
+    from sklearn.linear_model import LogisticRegression
+
+    from list_engine import mean_pooled_embeddings
+
+    labels = list(words)
+    t0 = time.perf_counter()
+    x_train = mean_pooled_embeddings([e.text for e in split.labeled], model=model,
+                                     batch_size=options.eval_batch_size, device=options.device)
+    clf = LogisticRegression(max_iter=2000, random_state=split.seed)
+    clf.fit(x_train, [e.label for e in split.labeled])
+    train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    x_test = mean_pooled_embeddings([e.text for e in split.test], model=model,
+                                    batch_size=options.eval_batch_size, device=options.device)
+    pred = list(clf.predict(x_test))
+    predict_s = time.perf_counter() - t0
+    head = int(clf.coef_.size + clf.intercept_.size)
+    out = {"train_s": train_s, "predict_s": predict_s, "trainable_params": head,
+           "total_params": None, "config": {"C": clf.C, "embedding": "mean_pooled_embeddings"},
+           "note": "train time includes embedding the labelled examples (model loading too)"}
+    out.update(_metrics([e.label for e in split.test], pred, labels))
+    return out
+
+
+def run_method(method: str, model: str, template: str, words: dict[str, str], split: Split,
+               options: RunOptions, max_length: int = 128) -> dict[str, Any]:
+    """Train ``method`` on ``split.labeled`` (+ ``split.unlabeled``) and score it on ``split.test``."""
+    import torch
+
+    spec = METHODS[method]
+    torch.manual_seed(split.seed)
+    if spec.kind in ("zero_shot", "engine"):
+        out = _run_engine(spec, model, template, words, split, options)
+    elif spec.kind == "setfit":
+        out = _run_setfit(model, words, split, options, max_length)
+    elif spec.kind == "logreg":
+        out = _run_logreg(model, words, split, options)
+    else:  # pragma: no cover - METHODS is fixed above
+        raise ValueError(f"unknown method kind {spec.kind!r}")
+    out.setdefault("note", spec.note)
+    out["torch_threads"] = torch.get_num_threads()
+    return out

@@ -1,0 +1,297 @@
+"""Results files and the generated ``bench/RESULTS.md``.
+
+One JSON file per day and machine, ``bench/results/<date>-<machine>.json``::
+
+    {"schema": 1, "date": ..., "machine": {...}, "versions": {...},
+     "fewshot": {"commands": [...], "runs": [{data, model, method, seed, accuracy, ...}]},
+     "speed":   {"commands": [...], "runs": [{section, model, device, ...}]}}
+
+Benchmarks append one run at a time (so an interrupted benchmark keeps what it measured).
+``python -m bench.report`` rewrites RESULTS.md from every results file: nothing in it is typed by
+hand except ``bench/results/NOTES.md``, which is included verbatim.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import statistics
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+RESULTS_MD = BENCH_DIR / "RESULTS.md"
+NOTES_MD = RESULTS_DIR / "NOTES.md"
+SCHEMA = 1
+
+
+def results_path(machine: str, date: str | None = None, results_dir: Path | None = None) -> Path:
+    date = date or time.strftime("%Y-%m-%d", time.gmtime())
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", machine).strip("-") or "machine"
+    return Path(results_dir or RESULTS_DIR) / f"{date}-{safe}.json"
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    if path.exists():
+        return json.loads(path.read_text())
+    return {"schema": SCHEMA, "date": path.stem[:10], "machine": None, "versions": None,
+            "fewshot": {"commands": [], "runs": []}, "speed": {"commands": [], "runs": []}}
+
+
+def _write_atomic(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)
+
+
+def start_section(path: Path, kind: str, command: str, machine: dict, versions: dict) -> None:
+    """Record that a benchmark of ``kind`` started with ``command`` (machine info kept)."""
+    data = load_results(path)
+    data["machine"] = data["machine"] or machine
+    data["versions"] = versions
+    data[kind]["commands"].append({"command": command, "started_at": _now(),
+                                   "loadavg": [round(x, 2) for x in os.getloadavg()]})
+    _write_atomic(path, data)
+
+
+def append_run(path: Path, kind: str, record: dict) -> None:
+    data = load_results(path)
+    data[kind]["runs"].append(record)
+    _write_atomic(path, data)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+# ----------------------------------------------------------------------------- summaries
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summarize_fewshot(runs: list[dict]) -> dict[tuple[str, str, int], dict[str, dict]]:
+    """{(data, model, n_labeled): {method: stats}} over the successful runs (latest per seed)."""
+    latest: dict[tuple, dict] = {}
+    for r in runs:
+        if r.get("error"):
+            continue
+        latest[(r["data"], r["model"], r["n_labeled"], r["method"], r["seed"])] = r
+    groups: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for (data, model, n_lab, method, _), r in latest.items():
+        groups[(data, model, n_lab)][method].append(r)
+    out: dict[tuple, dict[str, dict]] = {}
+    for key, methods in groups.items():
+        out[key] = {}
+        for method, rs in methods.items():
+            acc = _mean_std([r["accuracy"] for r in rs])
+            f1 = _mean_std([r["macro_f1"] for r in rs])
+            rss = [r["peak_rss_mb"] for r in rs if r.get("peak_rss_mb") is not None]
+            out[key][method] = {
+                "seeds": sorted(r["seed"] for r in rs),
+                "accuracy": acc, "macro_f1": f1,
+                "train_s": statistics.fmean(r["train_s"] for r in rs),
+                "peak_rss_mb": max(rss) if rss else None,
+                "trainable_params": rs[0].get("trainable_params"),
+                "total_params": rs[0].get("total_params"),
+                "n_unlabeled": rs[0].get("n_unlabeled"), "n_test": rs[0].get("n_test"),
+                "note": next((r["note"] for r in rs if r.get("note")), ""),
+            }
+    return out
+
+
+def _pct(ms: tuple[float, float]) -> str:
+    m, s = ms
+    return "n/a" if math.isnan(m) else f"{100 * m:.1f} ± {100 * s:.1f}"
+
+
+def _num(x: Any, fmt: str = "{:,.0f}") -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
+
+
+def _fewshot_md(data: dict) -> list[str]:
+    from bench.baselines import METHODS
+
+    runs = data["fewshot"]["runs"]
+    lines: list[str] = []
+    if not runs:
+        return lines
+    summary = summarize_fewshot(runs)
+    for (ds, model, n_lab), methods in sorted(summary.items()):
+        any_m = next(iter(methods.values()))
+        lines += [f"### Few-shot: `{ds}`, model `{model}`, {n_lab} labels",
+                  "",
+                  f"Unlabelled pool {any_m['n_unlabeled']}, test set {any_m['n_test']}; "
+                  "accuracy and macro-F1 in %, mean ± std over seeds.",
+                  "",
+                  "| method | accuracy | macro-F1 | seeds | train s (mean) | peak RSS MB | "
+                  "trainable / total params | note |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for name, spec in METHODS.items():
+            s = methods.get(name)
+            if s is None:
+                lines.append(f"| {spec.title} | not run | not run | 0 | | | | |")
+                continue
+            params = f"{_num(s['trainable_params'])} / {_num(s['total_params'])}"
+            lines.append(
+                f"| {spec.title} | {_pct(s['accuracy'])} | {_pct(s['macro_f1'])} | "
+                f"{len(s['seeds'])} | {_num(s['train_s'], '{:.1f}')} | "
+                f"{_num(s['peak_rss_mb'])} | {params} | {s['note']} |")
+        lines += [""] + _aims_fewshot(ds, methods) + [""]
+    errors = [r for r in runs if r.get("error")]
+    if errors:
+        lines.append("Failed runs:")
+        lines += [f"- `{r['data']}` {r['method']} seed {r['seed']}: {r['error']}" for r in errors]
+        lines.append("")
+    return lines
+
+
+def _aims_fewshot(ds: str, m: dict[str, dict]) -> list[str]:
+    """The issue's accuracy aims, checked against the numbers (never asserted by hand)."""
+    out = ["Aims (computed from the table):"]
+
+    def cmp(a: str, b: str) -> str:
+        if a not in m or b not in m:
+            return f"- {a} vs {b}: not run"
+        da, db = m[a]["accuracy"][0], m[b]["accuracy"][0]
+        n = min(len(m[a]["seeds"]), len(m[b]["seeds"]))
+        verdict = "met" if da > db else "NOT met"
+        return (f"- {a} > {b} on `{ds}`: {verdict} ({100 * da:.1f} vs {100 * db:.1f}, "
+                f"{n} seed(s){'' if n >= 5 else ', fewer than the 5 the aim asks for'})")
+
+    out += [cmp("list_quick", "prompt_adapters"), cmp("list_quick", "setfit")]
+    for abl, what in (("list_no_meta", "meta re-weighting"), ("list_no_kd", "KD warm-up")):
+        if "list_quick" in m and abl in m:
+            d = m["list_quick"]["accuracy"][0] - m[abl]["accuracy"][0]
+            out.append(f"- what {what} adds (list_quick − {abl}): {100 * d:+.1f} points")
+    return out
+
+
+def _speed_md(data: dict) -> list[str]:
+    runs = [r for r in data["speed"]["runs"] if not r.get("error")]
+    lines: list[str] = []
+    inf = [r for r in runs if r["section"] == "inference"]
+    if inf:
+        lines += ["### Inference throughput: `predict_proba` vs a plain padded transformers loop",
+                  "",
+                  "| model | data | device | texts | batch | mean tokens | engine texts/s | "
+                  "engine tokens/s | plain texts/s | plain tokens/s | ratio (aim ≥ 1.5) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in inf:
+            lines.append(
+                f"| {r['model']} | {r['data']} | {r['device']} | {r['n_texts']} | "
+                f"{r['batch_size']} | {r['mean_tokens']:.0f} | {r['engine']['texts_s']:.1f} | "
+                f"{r['engine']['tokens_s']:.0f} | {r['plain']['texts_s']:.1f} | "
+                f"{r['plain']['tokens_s']:.0f} | {r['ratio']:.2f} |")
+        lines.append("")
+    full = [r for r in runs if r["section"] == "list_run"]
+    if full:
+        lines += ["### Training step time (median, seconds; from a full LiST run)",
+                  "",
+                  "| model | device | preset | teacher (labelled) | labelled | KD (unlabelled) | "
+                  "meta-weighted | meta / KD (aim ≤ 2) |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in full:
+            ph = r["phases"]["phases"]
+
+            def med(p: str, ph: dict = ph) -> str:
+                return _num((ph.get(p) or {}).get("median_step_s"), "{:.3f}")
+
+            lines.append(f"| {r['model']} | {r['device']} | {r['preset']} | {med('teacher')} | "
+                         f"{med('labeled')} | {med('kd')} | {med('meta')} | "
+                         f"{_num(r.get('meta_overhead'), '{:.2f}')} |")
+        lines += ["", "### Full LiST run per preset: wall time by phase (seconds)", "",
+                  "| model | device | preset | labels | unlabelled | total | setup | teacher | "
+                  "pseudo-label | KD | meta | labelled | eval/ckpt | peak RSS MB |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in full:
+            ph = r["phases"]["phases"]
+
+            def sec(p: str, ph: dict = ph) -> str:
+                return _num((ph.get(p) or {}).get("seconds"), "{:.1f}")
+
+            lines.append(
+                f"| {r['model']} | {r['device']} | {r['preset']} | {r['n_labeled']} | "
+                f"{r['n_unlabeled']} | {r['train_s']:.1f} | {sec('setup')} | {sec('teacher')} | "
+                f"{sec('pseudo_label')} | {sec('kd')} | {sec('meta')} | {sec('labeled')} | "
+                f"{sec('eval_checkpoint')} | {_num(r.get('peak_rss_mb'))} |")
+        lines.append("")
+    est = [r for r in runs if r["section"] == "estimate"]
+    if est:
+        lines += ["Estimates (not measured: step counts of the preset × median step times "
+                  "measured above):", ""]
+        lines += [f"- {r['model']} / {r['device']} / preset `{r['preset']}`: about "
+                  f"{r['estimated_s'] / 60:.0f} min ({r['basis']})" for r in est]
+        lines.append("")
+    errors = [r for r in data["speed"]["runs"] if r.get("error")]
+    lines += [f"- failed: {r.get('section')} {r.get('preset', '')} {r['error']}" for r in errors]
+    return lines
+
+
+def render(files: list[Path]) -> str:
+    lines = ["# Benchmark results", "",
+             "Generated by `python -m bench.report` from `bench/results/*.json`; do not edit "
+             "by hand (numbers come only from those files; cells never measured say "
+             "\"not run\"). How to run and what each number means: `bench/README.md`.", ""]
+    if NOTES_MD.exists():
+        lines += [NOTES_MD.read_text().strip(), ""]
+    for path in sorted(files, reverse=True):
+        data = load_results(path)
+        m, v = data.get("machine") or {}, data.get("versions") or {}
+        lines += [f"## {path.stem}", "",
+                  f"Machine: {m.get('name')}, {m.get('cpu')}, {m.get('cpus_usable')} usable "
+                  f"CPU(s), torch threads {m.get('torch_threads')}, {m.get('memory_gb')} GB RAM, "
+                  f"GPU: {m.get('gpu') or 'none'}. Load average at start: "
+                  f"{m.get('loadavg_at_start')}.",
+                  "", "Versions: " + ", ".join(f"{k} {val}" for k, val in sorted(v.items())), "",
+                  "Commands:", ""]
+        for kind in ("fewshot", "speed"):
+            lines += [f"- `{c['command']}` (started {c['started_at']}, load {c.get('loadavg')})"
+                      for c in data[kind]["commands"]]
+        lines.append("")
+        lines += _fewshot_md(data)
+        lines += _speed_md(data)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def markdown_path(results_dir: Path) -> Path:
+    """bench/RESULTS.md for the real results folder; a RESULTS.md beside any other folder."""
+    same = Path(results_dir).resolve() == RESULTS_DIR.resolve()
+    return RESULTS_MD if same else Path(results_dir) / "RESULTS.md"
+
+
+def write_markdown(results_dir: Path | None = None, out: Path | None = None) -> Path:
+    files = sorted(Path(results_dir or RESULTS_DIR).glob("*.json"))
+    out = Path(out or RESULTS_MD)
+    out.write_text(render(files))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--out", type=Path, default=RESULTS_MD)
+    args = parser.parse_args(argv)
+    print(write_markdown(args.results_dir, args.out))
+
+
+if __name__ == "__main__":
+    main()
