@@ -173,7 +173,10 @@ class Run(Base):
     """A job: `kind` is "train" (LiST training) or "predict" (label a corpus/file)."""
 
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_runs_status_created", "status", "created_at"),
+        Index("ix_runs_status_queued", "status", "queued_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
@@ -199,6 +202,7 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(Text)  # message + traceback of the last failure
     resumed_from_round: Mapped[int | None] = mapped_column(Integer)  # last resume's checkpoint
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    queued_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)  # claim order (FIFO)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
 
@@ -256,6 +260,7 @@ class PseudoLabel(Base):
 
 class Artifact(Base):
     __tablename__ = "artifacts"
+    __table_args__ = (Index("ix_artifacts_run_kind_round", "run_id", "kind", "round"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)

@@ -13,6 +13,8 @@ SQLite notes (the default deployment):
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -46,8 +48,8 @@ def make_engine(url: str) -> Engine:
     def _on_connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None  # pysqlite: no implicit BEGIN; the hook below does it
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        _enable_wal(cur)
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
@@ -58,6 +60,23 @@ def make_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _enable_wal(cur, attempts: int = 200) -> None:
+    """WAL is a property of the database file (set once, then persistent). Switching to it
+    needs an exclusive lock and does not wait on the busy timeout, so two processes opening
+    a brand-new file at the same time retry here instead of failing."""
+    for _ in range(attempts):
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise
+            time.sleep(0.05)
+    raise sqlite3.OperationalError("could not switch the SQLite database to WAL mode (locked)")
 
 
 def begin_write(session: Session) -> None:

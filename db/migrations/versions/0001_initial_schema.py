@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 05:29:21.940292
+Create Date: 2026-11-24 05:31:10.518047
 
 """
 from typing import Sequence, Union
@@ -129,6 +129,7 @@ def upgrade() -> None:
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('resumed_from_round', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('queued_at', sa.DateTime(), nullable=False),
     sa.Column('started_at', sa.DateTime(), nullable=True),
     sa.Column('finished_at', sa.DateTime(), nullable=True),
     sa.ForeignKeyConstraint(['project_id'], ['projects.id'], ondelete='CASCADE'),
@@ -139,6 +140,7 @@ def upgrade() -> None:
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_runs_project_id'), ['project_id'], unique=False)
         batch_op.create_index('ix_runs_status_created', ['status', 'created_at'], unique=False)
+        batch_op.create_index('ix_runs_status_queued', ['status', 'queued_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_runs_worker_id'), ['worker_id'], unique=False)
 
     op.create_table('artifacts',
@@ -155,6 +157,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('artifacts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_artifacts_run_id'), ['run_id'], unique=False)
+        batch_op.create_index('ix_artifacts_run_kind_round', ['run_id', 'kind', 'round'], unique=False)
 
     op.create_table('document_embeddings',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -283,11 +286,13 @@ def downgrade() -> None:
 
     op.drop_table('document_embeddings')
     with op.batch_alter_table('artifacts', schema=None) as batch_op:
+        batch_op.drop_index('ix_artifacts_run_kind_round')
         batch_op.drop_index(batch_op.f('ix_artifacts_run_id'))
 
     op.drop_table('artifacts')
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_runs_worker_id'))
+        batch_op.drop_index('ix_runs_status_queued')
         batch_op.drop_index('ix_runs_status_created')
         batch_op.drop_index(batch_op.f('ix_runs_project_id'))
 

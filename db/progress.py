@@ -1,0 +1,172 @@
+"""What a worker writes about a run it holds: progress, sampled losses, per-round metrics,
+pseudo-labels and artifacts. Each call is one short write transaction; rows keyed by round
+are upserted, so a resumed run never duplicates what an earlier attempt wrote."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from db.jobs import ACTIVE_STATUSES
+from db.models import Artifact, PseudoLabel, RoundMetric, Run, RunStep, utcnow
+from db.session import write_transaction
+
+_CHUNK = 500  # rows per INSERT (SQLite's limit on bound parameters)
+PROGRESS_FIELDS = frozenset(
+    {"current_round", "total_rounds", "phase", "step", "total_steps", "progress", "device"}
+)
+
+
+def _dialect_insert(session: Session, model):
+    name = session.get_bind().dialect.name
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    elif name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        raise NotImplementedError(f"upsert is implemented for sqlite and postgresql, not {name}")
+    return dialect_insert(model)
+
+
+def _upsert(session: Session, model, rows: Sequence[dict], keys: list[str]) -> None:
+    for start in range(0, len(rows), _CHUNK):
+        stmt = _dialect_insert(session, model).values(list(rows[start:start + _CHUNK]))
+        update_cols = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+        session.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update_cols))
+
+
+def update_progress(
+    session: Session,
+    run_id: int,
+    worker_id: str | None,
+    *,
+    steps: Iterable[dict] = (),
+    **fields,
+) -> str | None:
+    """Write progress fields (+ heartbeat) and sampled step losses of a held run. Returns the
+    run's status afterwards (e.g. "cancelling"), or None when the worker no longer holds it."""
+    bad = set(fields) - PROGRESS_FIELDS
+    if bad:
+        raise ValueError(f"not progress fields: {sorted(bad)}")
+    cond = [Run.id == run_id, Run.status.in_(ACTIVE_STATUSES)]
+    if worker_id is not None:
+        cond.append(Run.worker_id == worker_id)
+    steps = [dict(s, run_id=run_id) for s in steps]
+    with write_transaction(session):
+        if not session.execute(
+            update(Run).where(*cond).values(heartbeat_at=utcnow(), **fields)
+        ).rowcount:
+            return None
+        for start in range(0, len(steps), _CHUNK):
+            session.execute(insert(RunStep), steps[start:start + _CHUNK])
+        return session.scalar(select(Run.status).where(Run.id == run_id))
+
+
+def record_metrics(session: Session, run_id: int, round: int, metrics: dict) -> None:
+    """Upsert the evaluation of one round (accuracy, macro_f1, pseudo-label accuracy, details)."""
+    row = {
+        "run_id": run_id,
+        "round": round,
+        "accuracy": _num(metrics.get("accuracy")),
+        "macro_f1": _num(metrics.get("macro_f1")),
+        "pseudo_label_accuracy": _num(metrics.get("pseudo_label_accuracy")),
+        "details": _json_safe(metrics),
+        "created_at": utcnow(),
+    }
+    with write_transaction(session):
+        _upsert(session, RoundMetric, [row], ["run_id", "round"])
+
+
+def record_pseudo_labels(
+    session: Session,
+    run_id: int,
+    round: int,
+    document_ids: Sequence[int],
+    probs: Sequence[Sequence[float]],
+    labels: Sequence[str],
+    weights: Sequence[float | None] | None = None,
+) -> int:
+    """Upsert one round's pseudo-labels (teacher probabilities, argmax label, confidence,
+    mean meta weight or None). Returns the number of rows written."""
+    rows = []
+    for i, doc_id in enumerate(document_ids):
+        p = [float(x) for x in probs[i]]
+        rows.append({
+            "run_id": run_id,
+            "round": round,
+            "document_id": int(doc_id),
+            "probs": p,
+            "label": str(labels[i]),
+            "confidence": max(p) if p else 0.0,
+            "meta_weight": _num(weights[i]) if weights is not None else None,
+        })
+    if rows:
+        with write_transaction(session):
+            _upsert(session, PseudoLabel, rows, ["run_id", "round", "document_id"])
+    return len(rows)
+
+
+def add_artifact(
+    session: Session,
+    run_id: int,
+    kind: str,
+    path: str,
+    *,
+    sha256: str,
+    bytes: int,
+    round: int | None = None,
+) -> Artifact:
+    """Record a file or directory of a run; replaces an earlier record of the same
+    (kind, round), e.g. the checkpoint of a round that a resumed run wrote again."""
+    same_round = Artifact.round.is_(None) if round is None else Artifact.round == round
+    with write_transaction(session):
+        session.execute(
+            delete(Artifact).where(Artifact.run_id == run_id, Artifact.kind == kind, same_round)
+        )
+        artifact = Artifact(run_id=run_id, kind=kind, round=round, path=str(path),
+                            sha256=sha256, bytes=int(bytes), created_at=utcnow())
+        session.add(artifact)
+    return artifact
+
+
+def truncate_after_round(session: Session, run_id: int, round: int) -> None:
+    """Before resuming from the checkpoint of `round`: drop what an interrupted attempt wrote
+    for later rounds (metrics, losses, pseudo-labels, checkpoints, the final model)."""
+    with write_transaction(session):
+        for model in (RoundMetric, RunStep, PseudoLabel):
+            session.execute(delete(model).where(model.run_id == run_id, model.round > round))
+        session.execute(
+            delete(Artifact).where(
+                Artifact.run_id == run_id,
+                or_(Artifact.kind != "checkpoint", Artifact.round > round),
+            )
+        )
+        session.execute(update(Run).where(Run.id == run_id).values(resumed_from_round=round))
+
+
+def _num(value) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) or math.isinf(value) else value
+
+
+def _json_safe(value):
+    """Metrics as plain JSON: numpy scalars/arrays -> Python numbers/lists, NaN -> None."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _json_safe(value.tolist())
+    if isinstance(value, float):
+        return _num(value)
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    try:
+        return _num(float(value))
+    except (TypeError, ValueError):
+        return str(value)

@@ -1,0 +1,172 @@
+"""The queue's state machine on a real SQLite file."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from db import jobs
+from db.models import (
+    CANCELLED,
+    CANCELLING,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    Artifact,
+    RoundMetric,
+    Run,
+    utcnow,
+)
+from db.progress import add_artifact, record_metrics
+from db.session import get_session
+
+
+@pytest.fixture()
+def worker_id(session):
+    return jobs.register_worker(session, device="cpu").id
+
+
+def test_retry_policy_is_a_pure_function():
+    assert jobs.status_after_failure(1, 3) == QUEUED
+    assert jobs.status_after_failure(2, 3) == QUEUED
+    assert jobs.status_after_failure(3, 3) == FAILED
+    assert jobs.status_after_failure(1, 1) == FAILED
+
+
+def test_claim_takes_the_oldest_queued_run_once(session, project, worker_id):
+    first = jobs.enqueue(session, project.id, {"n": 1})
+    second = jobs.enqueue(session, project.id, {"n": 2})
+    assert first.status == QUEUED and first.max_attempts == 3
+    got = jobs.claim(session, worker_id, device="cpu")
+    assert (got.id, got.status, got.attempts, got.worker_id) == (first.id, RUNNING, 1, worker_id)
+    assert jobs.claim(session, worker_id).id == second.id
+    assert jobs.claim(session, worker_id) is None
+
+
+def test_threads_racing_for_runs_each_get_distinct_ones(session, project, worker_id):
+    runs = [jobs.enqueue(session, project.id, {}).id for _ in range(5)]
+    got, errors = [], []
+    barrier = threading.Barrier(8)
+
+    def racer():
+        try:
+            with get_session() as s:
+                barrier.wait()
+                while (run := jobs.claim(s, worker_id)) is not None:
+                    got.append(run.id)
+        except Exception as e:  # collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=racer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(got) == runs
+
+
+def test_cancel_queued_and_running(session, project, worker_id):
+    queued = jobs.enqueue(session, project.id, {})
+    assert jobs.request_cancel(session, queued.id) == CANCELLED
+    assert jobs.claim(session, worker_id) is None  # a cancelled run is never claimed
+
+    running = jobs.enqueue(session, project.id, {})
+    jobs.claim(session, worker_id)
+    assert jobs.request_cancel(session, running.id) == CANCELLING
+    assert jobs.run_status(session, running.id) == CANCELLING
+    assert jobs.finish(session, running.id, worker_id=worker_id, status=CANCELLED)
+    assert jobs.request_cancel(session, running.id) == CANCELLED  # finished: no change
+
+
+def test_fail_retries_until_max_attempts_and_keeps_the_error(session, project, worker_id):
+    run = jobs.enqueue(session, project.id, {}, max_attempts=2)
+    jobs.claim(session, worker_id)
+    assert jobs.fail(session, run.id, "ValueError: x\nTraceback...", worker_id=worker_id) == QUEUED
+    assert jobs.claim(session, worker_id).attempts == 2
+    assert jobs.fail(session, run.id, "ValueError: y", worker_id=worker_id) == FAILED
+    session.refresh(run)
+    assert run.status == FAILED and run.finished_at is not None
+    assert run.error == "attempt 2 of 2: ValueError: y"
+
+
+def test_fail_of_a_cancelling_run_ends_cancelled(session, project, worker_id):
+    run = jobs.enqueue(session, project.id, {})
+    jobs.claim(session, worker_id)
+    jobs.request_cancel(session, run.id)
+    assert jobs.fail(session, run.id, "boom", worker_id=worker_id) == CANCELLED
+
+
+def test_release_requeues_without_counting_the_attempt(session, project, worker_id):
+    run = jobs.enqueue(session, project.id, {})
+    jobs.claim(session, worker_id)
+    assert jobs.release(session, run.id, worker_id=worker_id) == QUEUED
+    session.refresh(run)
+    assert (run.status, run.attempts, run.worker_id) == (QUEUED, 0, None)
+
+
+def test_a_worker_that_lost_its_run_cannot_overwrite_it(session, project, worker_id):
+    run = jobs.enqueue(session, project.id, {})
+    jobs.claim(session, worker_id)
+    other = jobs.register_worker(session, device="cpu").id
+    assert not jobs.finish(session, run.id, worker_id=other)
+    assert jobs.fail(session, run.id, "x", worker_id=other) is None
+    assert jobs.finish(session, run.id, worker_id=worker_id)
+    assert jobs.run_status(session, run.id) == SUCCEEDED
+
+
+def test_requeue_stale_runs(session, project, worker_id):
+    run = jobs.enqueue(session, project.id, {}, max_attempts=2)
+    cancelling = jobs.enqueue(session, project.id, {})
+    jobs.claim(session, worker_id)
+    jobs.claim(session, worker_id)
+    jobs.request_cancel(session, cancelling.id)
+    assert jobs.requeue_stale(session, stale_seconds=60) == []  # fresh heartbeats
+    later = utcnow() + timedelta(seconds=120)
+    assert sorted(jobs.requeue_stale(session, stale_seconds=60, now=later)) == [
+        run.id, cancelling.id]
+    session.refresh(run)
+    session.refresh(cancelling)
+    assert (run.status, run.worker_id, cancelling.status) == (QUEUED, None, CANCELLED)
+    assert "stopped sending heartbeats" in run.error
+    jobs.claim(session, worker_id)  # attempt 2 of 2
+    assert jobs.requeue_stale(session, stale_seconds=60, now=later + timedelta(hours=1)) == [run.id]
+    assert jobs.run_status(session, run.id) == FAILED
+
+
+def test_heartbeat_keeps_held_runs_fresh(session, project, worker_id):
+    run = jobs.enqueue(session, project.id, {})
+    jobs.claim(session, worker_id)
+    session.query(Run).filter_by(id=run.id).update({"heartbeat_at": utcnow() - timedelta(hours=1)})
+    session.commit()
+    jobs.heartbeat(session, worker_id)
+    assert jobs.requeue_stale(session, stale_seconds=60) == []
+
+
+def test_retry_starts_over_and_resume_needs_a_checkpoint(session, project, worker_id, db_settings):
+    run = jobs.enqueue(session, project.id, {}, max_attempts=1)
+    jobs.claim(session, worker_id)
+    with pytest.raises(jobs.JobError, match="only failed or cancelled"):
+        jobs.retry(session, run.id)
+    record_metrics(session, run.id, 0, {"accuracy": 0.5})
+    jobs.fail(session, run.id, "boom", worker_id=worker_id)
+    with pytest.raises(jobs.JobError, match="no round checkpoint"):
+        jobs.resume(session, run.id)
+
+    jobs.retry(session, run.id)
+    session.refresh(run)
+    assert (run.status, run.attempts, run.error) == (QUEUED, 0, None)
+    assert session.query(RoundMetric).filter_by(run_id=run.id).count() == 0
+
+    jobs.claim(session, worker_id)
+    ckpt = jobs.run_dir(run.id) / "checkpoints" / "round-0"
+    ckpt.mkdir(parents=True)
+    add_artifact(session, run.id, "checkpoint", str(ckpt), sha256="0" * 64, bytes=1, round=0)
+    jobs.request_cancel(session, run.id)
+    jobs.finish(session, run.id, worker_id=worker_id, status=CANCELLED)
+    jobs.resume(session, run.id)
+    assert jobs.run_status(session, run.id) == QUEUED
+    assert session.query(Artifact).filter_by(run_id=run.id).count() == 1  # kept for resuming
