@@ -21,6 +21,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from app.services import ServiceError
+from app.services.labelling import suggest_word
 from db.models import IMPORTED_GOLD, Document, ImportBatch, Label, LabelClass, Project
 
 FORMATS = ("csv", "tsv", "jsonl", "txt", "parquet")
@@ -371,12 +372,6 @@ def _import_training_labels(
     for start in range(0, len(rows), CHUNK):
         session.execute(insert(Label), rows[start : start + CHUNK])
     return len(rows)
-
-
-def suggest_word(label_name: str) -> str:
-    """A first guess at a label word: the label's first word, lower-cased."""
-    words = "".join(ch if ch.isalnum() else " " for ch in label_name).split()
-    return words[0].lower() if words else ""
 
 
 def document_count(session: Session, project_id: int) -> int:

@@ -29,6 +29,12 @@ def list_label_classes(session: Session, project_id: int) -> list[LabelClass]:
     ))
 
 
+def suggest_word(label_name: str) -> str:
+    """A first guess at a label word: the label's first word, lower-cased."""
+    words = "".join(ch if ch.isalnum() else " " for ch in label_name).split()
+    return words[0].lower() if words else ""
+
+
 def _clean_label_name(session: Session, project_id: int, name: str, exclude_id=None) -> str:
     name = (name or "").strip()
     if not name:
@@ -55,8 +61,6 @@ def _clean_word(word: str) -> str:
 def add_label_class(
     session: Session, project_id: int, name: str, description: str = "", verbalizer_word: str = ""
 ) -> LabelClass:
-    from app.services.corpus import suggest_word
-
     name = _clean_label_name(session, project_id, name)
     position = session.scalar(
         select(func.coalesce(func.max(LabelClass.position), -1))

@@ -69,51 +69,63 @@ def validate(
     if label_names is not None:
         if len(label_names) < 2:
             problems.append("The project needs at least 2 labels: define them on the Labels page.")
-        missing = [n for n in label_names if not (verbalizer.get(n) or "").strip()]
+        missing = [n for n in label_names if not clean_word(verbalizer.get(n)).strip()]
         if missing and mode == "prompt":
             problems.append("No label word for: " + ", ".join(missing) + ".")
     if mode == "classic":
         return problems
-    clean = {k: v.strip() for k, v in verbalizer.items()}
+    clean = {k: clean_word(v) for k, v in verbalizer.items()}
     problems += [p for p in validate_prompt(template, clean, tokenizer) if p not in problems]
     return problems
 
 
 def word_tokens(word: str, tokenizer) -> list[str]:
-    """How the tokenizer splits `word` as it appears in a prompt (after a space)."""
-    ids = _word_ids(word, tokenizer)
-    return tokenizer.convert_ids_to_tokens(ids)
+    """How the tokenizer splits the label word, exactly as the engine tokenizes it (for
+    BPE tokenizers a leading space makes a different token: " great" vs "great")."""
+    return tokenizer.convert_ids_to_tokens(_word_ids(word, tokenizer))
 
 
-def _is_bpe(tokenizer) -> bool:
-    tokens = tokenizer.tokenize(" hello world")
-    return any(t.startswith(("Ġ", "▁")) for t in tokens)
+def is_bpe(tokenizer) -> bool:
+    """True where " word" and "word" are different tokens (byte-level BPE, e.g. RoBERTa)."""
+    return (tokenizer(" great", add_special_tokens=False)["input_ids"]
+            != tokenizer("great", add_special_tokens=False)["input_ids"])
 
 
 def _word_ids(word: str, tokenizer) -> list[int]:
-    text = (" " + word) if _is_bpe(tokenizer) else word
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
+    return tokenizer(word, add_special_tokens=False)["input_ids"]
+
+
+def clean_word(word: str | None) -> str:
+    """Trailing whitespace goes; a leading space stays (it matters for BPE tokenizers)."""
+    return (word or "").rstrip()
 
 
 def is_single_token(word: str, tokenizer) -> bool:
-    return bool(word.strip()) and len(_word_ids(word.strip(), tokenizer)) == 1
+    if not word.strip():
+        return False
+    ids = _word_ids(word, tokenizer)
+    return len(ids) == 1 and ids[0] != tokenizer.unk_token_id
 
 
 def suggest_single_token(word: str, tokenizer, limit: int = 3) -> list[str]:
     """Single-token alternatives for a label word that splits into several tokens:
-    case variants, its first word, and prefixes that are whole tokens."""
+    case variants, its first word, and prefixes that are whole tokens (with a leading space
+    first for BPE tokenizers)."""
+    original = word
     word = word.strip()
-    candidates: list[str] = []
+    base_forms: list[str] = []
     parts = word.replace("-", " ").replace("_", " ").split()
-    for w in [word.lower(), word.capitalize(), word.upper(), *parts, *(p.lower() for p in parts)]:
-        if w and w not in candidates:
-            candidates.append(w)
+    for w in [word, word.lower(), word.capitalize(), word.upper(), *parts,
+              *(p.lower() for p in parts)]:
+        if w and w not in base_forms:
+            base_forms.append(w)
     base = word.lower()
-    for cut in range(len(base) - 1, 2, -1):  # "technology" -> "technolog"... -> "tech"
-        candidates.append(base[:cut])
+    base_forms += [base[:cut] for cut in range(len(base) - 1, 2, -1)]  # "technolog"... "tech"
+    spaced = is_bpe(tokenizer)
+    candidates = [f" {w}" for w in base_forms] + base_forms if spaced else base_forms
     out: list[str] = []
     for c in candidates:
-        if c != word and c not in out and is_single_token(c, tokenizer):
+        if c != original and c not in out and is_single_token(c, tokenizer):
             out.append(c)
         if len(out) >= limit:
             break
@@ -124,7 +136,7 @@ def word_report(verbalizer: dict[str, str], tokenizer) -> pd.DataFrame:
     """Per label: its word, the tokens it becomes, OK or not, and suggestions."""
     rows = []
     for label, word in verbalizer.items():
-        word = (word or "").strip()
+        word = clean_word(word)
         tokens = word_tokens(word, tokenizer) if word else []
         ok = len(tokens) == 1
         rows.append({
@@ -257,7 +269,7 @@ def save_prompt_config(
     if mode not in MODES:
         raise ServiceError(f"Unknown mode {mode!r}: use one of {', '.join(MODES)}.")
     labels = [c.name for c in list_label_classes(session, project_id)]
-    verbalizer = {k: (v or "").strip() for k, v in verbalizer.items()}
+    verbalizer = {k: clean_word(v) for k, v in verbalizer.items()}
     unknown = [k for k in verbalizer if k not in labels]
     if unknown:
         raise ServiceError("Label words for labels that are not in the project: " + ", ".join(unknown))

@@ -1,0 +1,42 @@
+"""Entry point: `streamlit run app/main.py`. Builds the navigation and the project picker;
+the pages themselves live in app/pages/."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `streamlit run app/main.py` puts only app/ on the path
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from app import ui  # noqa: E402
+
+st.set_page_config(page_title="LiST: few-label text classifiers", page_icon=":material/label:",
+                   layout="wide")
+
+# Part 1: projects, corpus, labels, prompt design.
+DATA_PAGES = [
+    st.Page("pages/projects.py", title="Projects", icon=":material/home:", default=True),
+    st.Page("pages/import_data.py", title="Import corpus", icon=":material/upload_file:"),
+    st.Page("pages/label_set.py", title="Label set", icon=":material/sell:"),
+    st.Page("pages/labelling.py", title="Labelling", icon=":material/edit_note:"),
+    st.Page("pages/prompt.py", title="Prompt design", icon=":material/text_fields:"),
+]
+
+# ---------------------------------------------------------------------------------------
+# PART 2 PAGES (training, runs / live progress, pseudo-label inspector, export, predict):
+# add their st.Page entries to this list; they appear under "Model" in the navigation.
+# Pages get the current project with `ui.require_project()` and a DB session with
+# `with ui.session() as s:`; service functions live in app/services/.
+# ---------------------------------------------------------------------------------------
+MODEL_PAGES: list = []
+
+sections = {"Data": DATA_PAGES}
+if MODEL_PAGES:
+    sections["Model"] = MODEL_PAGES
+page = st.navigation(sections)
+ui.project_sidebar()
+page.run()

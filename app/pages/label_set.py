@@ -1,0 +1,109 @@
+"""The label set: names, guidelines, and a suggested label word per label."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import ui
+from app.services import ServiceError
+from app.services import labelling as label_service
+from app.services import prompts as prompt_service
+
+st.title("Label set")
+project = ui.require_project()
+
+if "labels_flash" in st.session_state:
+    st.success(ui.md(st.session_state.pop("labels_flash")))
+
+with ui.session() as s:
+    classes = label_service.list_label_classes(s, project.id)
+    counts = {c.label_class_id: c.count for c in label_service.class_counts(s, project.id)}
+    latest = prompt_service.latest_prompt_config(s, project.id)
+model = latest.model if latest else ui.default_model()
+
+try:
+    tok = ui.tokenizer(model)
+except ServiceError as exc:
+    tok = None
+    st.warning(ui.md(f"Label words cannot be checked: {exc}"))
+
+
+def word_check(word: str) -> None:
+    """One line under a label word: is it one token of the model's vocabulary?"""
+    if tok is None or not word.strip():
+        return
+    tokens = prompt_service.word_tokens(word, tok)
+    if len(tokens) == 1:
+        st.caption("One token for the model: usable as a label word.")
+    else:
+        hints = prompt_service.suggest_single_token(word, tok)
+        st.caption(ui.md(f"Splits into {len(tokens)} tokens ({' '.join(tokens)}); a label word "
+                         "must be one token." + (f" Try: {', '.join(hints)}." if hints else "")))
+
+
+if not classes:
+    st.info("No labels yet: add at least two. Each label gets a short guideline (shown while "
+            "labelling) and a label word the prompt will use (e.g. great / terrible).",
+            icon=":material/sell:")
+elif len(classes) < 2:
+    st.warning("Add at least one more label: a classifier needs two or more.")
+
+for i, cls in enumerate(classes):
+    title = f"{i + 1}. {cls.name}  ({counts.get(cls.id, 0)} labelled)"
+    with st.expander(ui.md(title)):
+        name = st.text_input("Name", value=cls.name, key=f"lc_name_{cls.id}", max_chars=200)
+        desc = st.text_area("Guideline", value=cls.description, key=f"lc_desc_{cls.id}",
+                            height=80)
+        word = st.text_input("Label word", value=cls.verbalizer_word, key=f"lc_word_{cls.id}",
+                             max_chars=100)
+        word_check(word)
+        c1, c2 = st.columns(2)
+        if c1.button("Save", key=f"lc_save_{cls.id}", type="primary"):
+            try:
+                with ui.session() as s:
+                    label_service.update_label_class(s, cls.id, name=name, description=desc,
+                                                     verbalizer_word=word)
+            except ServiceError as exc:
+                ui.error(exc)
+            else:
+                st.session_state["labels_flash"] = "Label saved."
+                st.rerun()
+        confirm_key = f"lc_confirm_{cls.id}"
+        if not st.session_state.get(confirm_key):
+            if c2.button("Delete", key=f"lc_delete_{cls.id}"):
+                st.session_state[confirm_key] = True
+                st.rerun()
+        else:
+            n = counts.get(cls.id, 0)
+            st.warning(f"Delete this label and its {n} label(s) on documents?")
+            d1, d2 = st.columns(2)
+            if d1.button("Yes, delete", key=f"lc_delete_yes_{cls.id}", type="primary"):
+                with ui.session() as s:
+                    removed = label_service.delete_label_class(s, cls.id)
+                st.session_state.pop(confirm_key, None)
+                st.session_state["labels_flash"] = f"Label deleted ({removed} labels removed)."
+                st.rerun()
+            if d2.button("Cancel", key=f"lc_delete_no_{cls.id}"):
+                st.session_state.pop(confirm_key, None)
+                st.rerun()
+
+st.subheader("Add a label")
+new_name = st.text_input("Name", key="new_label_name", max_chars=200)
+new_desc = st.text_area("Guideline (optional)", key="new_label_desc", height=80,
+                        placeholder="What belongs in this class, and borderline cases.")
+suggested = label_service.suggest_word(new_name) if new_name else ""
+new_word = st.text_input("Label word (optional)", key="new_label_word", max_chars=100,
+                         placeholder=suggested or "e.g. great",
+                         help="Left empty, the label's first word is used.")
+word_check(new_word or suggested)
+if st.button("Add label", key="add_label", type="primary", icon=":material/add:"):
+    try:
+        with ui.session() as s:
+            label_service.add_label_class(s, project.id, new_name, new_desc, new_word)
+    except ServiceError as exc:
+        ui.error(exc)
+    else:
+        for k in ("new_label_name", "new_label_desc", "new_label_word"):
+            st.session_state.pop(k, None)
+        st.session_state["labels_flash"] = "Label added."
+        st.rerun()

@@ -1,0 +1,253 @@
+"""Labelling: one document at a time, a button (and a key) per label, counts against the
+target, and which document comes next (random, diverse, keyword)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import ui
+from app.services import ServiceError
+from app.services import corpus as corpus_service
+from app.services import labelling as label_service
+from app.services import prompts as prompt_service
+
+st.title("Labelling")
+project = ui.require_project()
+pid = project.id
+
+with ui.session() as s:
+    n_docs = corpus_service.document_count(s, pid)
+    classes = label_service.list_label_classes(s, pid)
+if n_docs == 0:
+    st.info("No corpus yet: import one first.", icon=":material/upload_file:")
+    st.page_link("pages/import_data.py", label="Import a corpus", icon=":material/upload_file:")
+    st.stop()
+if len(classes) < 2:
+    st.info("Define at least two labels before labelling.", icon=":material/sell:")
+    st.page_link("pages/label_set.py", label="Define the label set", icon=":material/sell:")
+    st.stop()
+
+# Per-project navigation state: the documents shown in this session, where we are, skips.
+nav = st.session_state.setdefault("labelling_nav", {}).setdefault(
+    pid, {"history": [], "pos": 0, "skipped": []}
+)
+
+
+def flash(message: str, kind: str = "info") -> None:
+    st.session_state["labelling_flash"] = (kind, message)
+
+
+def go_next() -> None:
+    nav["pos"] += 1
+
+
+def on_label(document_id: int, class_id: int, class_name: str) -> None:
+    with ui.session() as s:
+        label_service.set_label(s, pid, document_id, class_id)
+    flash(f"Labelled {class_name}.", "success")
+    go_next()
+
+
+def on_skip(document_id: int) -> None:
+    if document_id not in nav["skipped"]:
+        nav["skipped"].append(document_id)
+    go_next()
+
+
+def on_back() -> None:
+    nav["pos"] = max(0, nav["pos"] - 1)
+
+
+def on_undo() -> None:
+    with ui.session() as s:
+        event = label_service.undo(s, pid)
+    if event is None:
+        flash("Nothing to undo.")
+        return
+    history = nav["history"]
+    if event.document_id in history:
+        nav["pos"] = history.index(event.document_id)
+    else:
+        history.insert(nav["pos"], event.document_id)
+    flash("Undone: the document is back as it was.", "success")
+
+
+# ---------------------------------------------------------------- controls
+with st.sidebar:
+    st.subheader("Next document")
+    strategy = st.radio(
+        "Strategy", label_service.STRATEGIES, key="lab_strategy",
+        format_func={"random": "Random", "diverse": "Diverse (clusters)",
+                     "keyword": "Keyword search"}.get,
+        help="Diverse picks the most central unlabelled document of the least-covered "
+             "cluster of the corpus (k-means over the model's embeddings).",
+    )
+    keyword = ""
+    if strategy == "keyword":
+        keyword = st.text_input("Keyword", key="lab_keyword")
+    target_total = st.number_input("Target labels in total", min_value=2, max_value=10_000,
+                                   value=label_service.DEFAULT_TARGET_TOTAL, step=1,
+                                   key="lab_target")
+
+with ui.session() as s:
+    latest = prompt_service.latest_prompt_config(s, pid)
+model = latest.model if latest else ui.default_model()
+
+
+@st.cache_data(max_entries=4, show_spinner="Clustering the corpus…")
+def clusters_for(project_id: int, model: str, n_embedded: int, k: int):
+    with ui.session() as s:
+        ids, vectors = label_service.load_embeddings(s, project_id, model)
+    return label_service.cluster_documents(ids, vectors, k)
+
+
+def pick_next() -> int | None:
+    exclude = set(nav["history"]) | set(nav["skipped"])
+    with ui.session() as s:
+        if strategy == "random":
+            return label_service.next_random(s, pid, exclude)
+        if strategy == "keyword":
+            return label_service.next_keyword(s, pid, keyword, exclude)
+        missing = label_service.missing_embeddings(s, pid, model)
+        if missing:
+            return None
+        k = label_service.default_k(len(classes), int(target_total))
+        clusters = clusters_for(pid, model, n_docs, k)
+        return label_service.next_diverse(s, pid, clusters, exclude)
+
+
+if strategy == "keyword" and not keyword.strip():
+    st.info("Type a keyword in the sidebar to find unlabelled documents that contain it.")
+    st.stop()
+if strategy == "diverse":
+    with ui.session() as s:
+        missing = label_service.missing_embeddings(s, pid, model)
+    if missing:
+        st.info(ui.md(f"Diverse selection needs embeddings of the corpus from the model "
+                      f"({model}). {missing:,} documents have none yet; they are computed "
+                      "once and cached."), icon=":material/hub:")
+        if st.button("Compute embeddings", key="lab_embed", type="primary"):
+            bar = st.progress(0.0, text="Embedding…")
+            try:
+                with ui.session() as s:
+                    label_service.compute_embeddings(
+                        s, pid, model, progress=lambda f, m: bar.progress(f, text=m))
+            except Exception as exc:  # noqa: BLE001 - shown to the user, nothing half-written
+                ui.error(f"Could not compute embeddings: {exc}")
+            else:
+                st.rerun()
+        st.stop()
+
+# ---------------------------------------------------------------- the current document
+history = nav["history"]
+if nav["pos"] >= len(history):
+    try:
+        doc_id = pick_next()
+    except ServiceError as exc:
+        ui.error(exc)
+        st.stop()
+    if doc_id is not None:
+        history.append(doc_id)
+    nav["pos"] = len(history) - 1 if doc_id is not None else len(history)
+
+if "labelling_flash" in st.session_state:
+    kind, message = st.session_state.pop("labelling_flash")
+    (st.success if kind == "success" else st.info)(ui.md(message))
+
+main, side = st.columns([3, 1], gap="large")
+with side:
+    with ui.session() as s:
+        counts = label_service.class_counts(s, pid, int(target_total))
+        remaining = label_service.unlabelled_count(s, pid)
+    total = sum(c.count for c in counts)
+    st.metric("Labelled", f"{total} / {int(target_total)}")
+    for c in counts:
+        st.progress(min(c.count / c.target, 1.0) if c.target else 1.0,
+                    text=ui.md(f"{c.name}: {c.count} / {c.target}"))
+    warning = label_service.balance_warning(counts)
+    if warning:
+        st.warning(ui.md(warning), icon=":material/balance:")
+    st.caption(f"{remaining:,} unlabelled documents left.")
+    with st.expander("Guidelines", expanded=True):
+        for i, cls in enumerate(classes):
+            st.text(f"{i + 1}. {cls.name}" + (f": {cls.description}" if cls.description else ""))
+
+with main:
+    if nav["pos"] >= len(history):
+        if strategy == "keyword":
+            st.info(ui.md(f"No more unlabelled documents contain \"{keyword.strip()}\"."))
+        else:
+            st.success("No unlabelled documents left to show (labelled or skipped).")
+        if nav["skipped"] and st.button("Show skipped documents again", key="lab_reset_skips"):
+            nav["skipped"].clear()
+            nav["history"] = []
+            nav["pos"] = 0
+            st.rerun()
+        doc = None
+    else:
+        with ui.session() as s:
+            doc = label_service.get_document(s, pid, history[nav["pos"]])
+            current = label_service.label_of(s, doc.id) if doc else None
+        if doc is None:  # deleted meanwhile
+            history.pop(nav["pos"])
+            st.rerun()
+    if doc is not None:
+        current_name = next((c.name for c in classes if current and c.id == current.label_class_id),
+                            None)
+        st.caption(f"Document {doc.id} · {nav['pos'] + 1} of {len(history)} shown this session"
+                   + (" · current label: " + ui.md(current_name) if current_name else
+                      " · not labelled yet"))
+        with st.container(border=True, key="doc_view"):
+            st.text(doc.text)
+            if doc.text_b:
+                st.caption("Second text")
+                st.text(doc.text_b)
+        cols = st.columns(min(len(classes), 5))
+        for i, cls in enumerate(classes):
+            hint = f"{i + 1} · " if i < label_service.HOTKEY_LABELS else ""
+            cols[i % len(cols)].button(
+                hint + ui.md(cls.name), key=f"lab_class_{i}", width="stretch",
+                type="primary" if current_name == cls.name else "secondary",
+                on_click=on_label, args=(doc.id, cls.id, cls.name),
+            )
+        b1, b2, b3, b4 = st.columns(4)
+        b1.button("← Back", key="lab_back", on_click=on_back, disabled=nav["pos"] == 0,
+                  width="stretch")
+        b2.button("Skip (s)", key="lab_skip", on_click=on_skip, args=(doc.id,), width="stretch")
+        b3.button("Undo (u)", key="lab_undo", on_click=on_undo, width="stretch")
+        b4.button("Next →", key="lab_next", on_click=go_next, width="stretch")
+        st.caption("Keys: 1-9 label · s skip · u undo · ← back · → next")
+        shortcuts = {str(i + 1): f"lab_class_{i}"
+                     for i in range(min(len(classes), label_service.HOTKEY_LABELS))}
+        shortcuts.update({"s": "lab_skip", "u": "lab_undo", "ArrowLeft": "lab_back",
+                          "ArrowRight": "lab_next"})
+        ui.hotkeys(shortcuts)
+
+st.html("<style>.st-key-doc_view .stText, .st-key-doc_view .stText * "
+        "{font-size: 1.2rem; line-height: 1.6; white-space: pre-wrap; "
+        "font-family: inherit;}</style>")
+
+# ---------------------------------------------------------------- review
+st.divider()
+st.subheader("All labels")
+with ui.session() as s:
+    table = label_service.labels_table(s, pid)
+if table.empty:
+    st.caption("No labels yet.")
+else:
+    st.dataframe(table, hide_index=True, width="stretch", height=min(400, 38 + 35 * len(table)))
+    class_names = {c.id: c.name for c in classes}
+    r1, r2, r3, r4 = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
+    review_doc = r1.selectbox("Document", table["document"].tolist(), key="review_doc")
+    review_class = r2.selectbox("New label", list(class_names), format_func=class_names.get,
+                                key="review_class")
+    if r3.button("Change", key="review_change"):
+        with ui.session() as s:
+            label_service.set_label(s, pid, int(review_doc), int(review_class))
+        flash(f"Document {review_doc} relabelled.", "success")
+        st.rerun()
+    if r4.button("Delete", key="review_delete"):
+        with ui.session() as s:
+            label_service.remove_label(s, pid, int(review_doc))
+        flash(f"Label of document {review_doc} deleted.", "success")
+        st.rerun()

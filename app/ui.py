@@ -1,0 +1,210 @@
+"""Small shared helpers for the pages: database access, the current project, the sidebar
+project picker, keyboard shortcuts, cached tokenizers/models, and safe display of user text.
+
+User text is never rendered as HTML, and never as Markdown without `md()` escaping.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.services import ServiceError
+from app.services import projects as project_service
+from db.models import Project
+from db.settings import get_settings
+
+PROJECT_KEY = "project_id"
+_PENDING = "_pending_project_id"
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$&])")
+
+
+# ---------------------------------------------------------------- text
+
+
+def md(text: object) -> str:
+    """Escape user text for places that render Markdown (button labels, alerts, captions)."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
+
+
+def error(message: object) -> None:
+    st.error(md(message), icon=":material/error:")
+
+
+# ---------------------------------------------------------------- database
+
+
+@st.cache_resource(show_spinner="Preparing the database…")
+def _sessionmaker(url: str) -> sessionmaker[Session]:
+    from db.migrate import upgrade_to_head
+    from db.session import session_factory
+
+    upgrade_to_head(url)
+    return session_factory(url)
+
+
+@contextmanager
+def session() -> Iterator[Session]:
+    """A short-lived session on the process-wide engine (schema brought to head once)."""
+    s = _sessionmaker(get_settings().database_url)()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+# ---------------------------------------------------------------- current project
+
+
+def switch_project(project_id: int | None) -> None:
+    """Make `project_id` current on the next run (safe to call after the picker rendered)."""
+    st.session_state[_PENDING] = project_id
+
+
+def current_project() -> Project | None:
+    project_id = st.session_state.get(PROJECT_KEY)
+    if project_id is None:
+        return None
+    with session() as s:
+        return project_service.get_project(s, project_id)
+
+
+def project_sidebar() -> Project | None:
+    """The project picker: switch, create, rename, delete (with confirmation)."""
+    with session() as s:
+        projects = project_service.list_projects(s)
+    ids = [p.id for p in projects]
+    names = {p.id: p.name for p in projects}
+    if _PENDING in st.session_state:
+        pending = st.session_state.pop(_PENDING)
+        st.session_state[PROJECT_KEY] = pending if pending in ids else (ids[0] if ids else None)
+    if st.session_state.get(PROJECT_KEY) not in ids:
+        st.session_state[PROJECT_KEY] = ids[0] if ids else None
+
+    sb = st.sidebar
+    if ids:
+        sb.selectbox("Project", ids, format_func=lambda i: names.get(i, "?"), key=PROJECT_KEY)
+    else:
+        sb.caption("No project yet.")
+
+    with sb.expander("New project", expanded=not ids):
+        name = st.text_input("Name", key="new_project_name", max_chars=200)
+        if st.button("Create project", key="create_project", type="primary"):
+            try:
+                with session() as s:
+                    project = project_service.create_project(s, name)
+            except ServiceError as exc:
+                error(exc)
+            else:
+                switch_project(project.id)
+                st.session_state.pop("new_project_name", None)
+                st.rerun()
+
+    current = st.session_state.get(PROJECT_KEY)
+    if current is None:
+        return None
+    with sb.expander("Rename or delete"):
+        new_name = st.text_input("New name", value=names[current], key=f"rename_{current}")
+        if st.button("Rename", key="rename_project"):
+            try:
+                with session() as s:
+                    project_service.rename_project(s, current, new_name)
+            except ServiceError as exc:
+                error(exc)
+            else:
+                st.rerun()
+        confirming = st.session_state.get("confirm_delete") == current
+        if not confirming:
+            if st.button("Delete project…", key="delete_project"):
+                st.session_state["confirm_delete"] = current
+                st.rerun()
+        else:
+            st.warning("Delete this project with all its documents, labels, prompts and runs? "
+                       "This cannot be undone.")
+            st.text(names[current])
+            c1, c2 = st.columns(2)
+            if c1.button("Yes, delete", key="confirm_delete_yes", type="primary"):
+                with session() as s:
+                    project_service.delete_project(s, current)
+                st.session_state.pop("confirm_delete", None)
+                switch_project(None)
+                st.rerun()
+            if c2.button("Cancel", key="confirm_delete_no"):
+                st.session_state.pop("confirm_delete", None)
+                st.rerun()
+    with session() as s:
+        return project_service.get_project(s, current)
+
+
+def require_project() -> Project:
+    """The current project, or an empty state pointing at the sidebar (and stop)."""
+    project = current_project()
+    if project is None:
+        st.info("No project selected: create one in the sidebar, or start with the demo on "
+                "the Projects page.", icon=":material/folder_open:")
+        st.page_link("pages/projects.py", label="Go to Projects", icon=":material/home:")
+        st.stop()
+    return project
+
+
+# ---------------------------------------------------------------- models
+
+
+def default_model() -> str:
+    return get_settings().model
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the tokenizer…")
+def tokenizer(model: str):
+    from app.services.prompts import load_tokenizer
+
+    return load_tokenizer(model)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the model…")
+def classifier(model: str, template: str, words: tuple[tuple[str, str], ...]):
+    from app.services.prompts import build_classifier
+
+    return build_classifier(model, template, dict(words), device=get_settings().device)
+
+
+# ---------------------------------------------------------------- keyboard shortcuts
+
+_HOTKEY_JS = """<script>
+(function () {
+  const w = window;
+  w.__listHotkeys = %s;
+  if (w.__listHotkeysInstalled) return;
+  w.__listHotkeysInstalled = true;
+  document.addEventListener("keydown", function (e) {
+    if (e.ctrlKey || e.altKey || e.metaKey || e.repeat) return;
+    const t = e.target;
+    const tag = (t && t.tagName || "").toLowerCase();
+    if (tag === "input" || tag === "textarea" || tag === "select" || (t && t.isContentEditable)) return;
+    const map = w.__listHotkeys || {};
+    const key = map[e.key] || map[e.key.toLowerCase()];
+    if (!key) return;
+    const el = document.querySelector(".st-key-" + key + " button");
+    if (!el || el.disabled) return;
+    e.preventDefault();
+    el.click();
+  });
+})();
+</script>"""
+
+
+def hotkeys(mapping: dict[str, str]) -> None:
+    """Keyboard shortcuts: key (e.g. "1", "s", "ArrowLeft") -> key of an `st.button`.
+
+    Ignored while the user types in a text field. The script is a constant; only the
+    mapping (our own widget keys) is inserted, as JSON.
+    """
+    for widget_key in mapping.values():
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", widget_key):
+            raise ValueError(f"hotkey target {widget_key!r} is not a plain widget key")
+    st.html(_HOTKEY_JS % json.dumps(mapping), unsafe_allow_javascript=True)
