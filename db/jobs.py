@@ -52,10 +52,11 @@ class JobError(ValueError):
 
 # --- policy (pure) -----------------------------------------------------------------------
 
-def status_after_failure(attempts: int, max_attempts: int) -> str:
+def status_after_failure(attempts: int, max_attempts: int, retryable: bool = True) -> str:
     """Retry policy: a run that failed on its `attempts`-th try goes back to the queue while
-    tries are left, else stays failed."""
-    return QUEUED if attempts < max_attempts else FAILED
+    tries are left, else stays failed. A non-retryable error (a run configured so that it
+    cannot work) fails at once."""
+    return QUEUED if retryable and attempts < max_attempts else FAILED
 
 
 def is_stale(heartbeat_at: datetime | None, now: datetime, stale_seconds: float) -> bool:
@@ -243,6 +244,16 @@ def run_status(session: Session, run_id: int) -> str | None:
     return session.scalar(select(Run.status).where(Run.id == run_id))
 
 
+def held_status(session: Session, run_id: int, worker_id: str) -> str | None:
+    """The status of a run `worker_id` holds (running / cancelling), None if it does not."""
+    session.rollback()
+    row = session.execute(select(Run.status, Run.worker_id).where(Run.id == run_id)).first()
+    session.rollback()
+    if row is None or row.worker_id != worker_id or row.status not in ACTIVE_STATUSES:
+        return None
+    return row.status
+
+
 def _owned(run_id: int, worker_id: str | None):
     cond = [Run.id == run_id, Run.status.in_(ACTIVE_STATUSES)]
     if worker_id is not None:
@@ -265,7 +276,14 @@ def finish(
         )
 
 
-def fail(session: Session, run_id: int, error: str, *, worker_id: str | None = None) -> str | None:
+def fail(
+    session: Session,
+    run_id: int,
+    error: str,
+    *,
+    worker_id: str | None = None,
+    retryable: bool = True,
+) -> str | None:
     """Record a failure (message + traceback) and apply the retry policy: back to the queue
     while attempts are left, else failed. A run whose cancel was requested ends cancelled.
     Returns the new status (None if the worker no longer held the run)."""
@@ -278,7 +296,7 @@ def fail(session: Session, run_id: int, error: str, *, worker_id: str | None = N
         if run.status == CANCELLING:
             new = CANCELLED
         else:
-            new = status_after_failure(run.attempts, run.max_attempts)
+            new = status_after_failure(run.attempts, run.max_attempts, retryable)
         run.status = new
         run.error = f"attempt {run.attempts} of {run.max_attempts}: {error}"
         run.phase = "retrying" if new == QUEUED else new

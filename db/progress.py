@@ -132,9 +132,12 @@ def add_artifact(
     return artifact
 
 
-def truncate_after_round(session: Session, run_id: int, round: int) -> None:
+def truncate_after_round(
+    session: Session, run_id: int, round: int, *, resumed: bool = True
+) -> None:
     """Before resuming from the checkpoint of `round`: drop what an interrupted attempt wrote
-    for later rounds (metrics, losses, pseudo-labels, checkpoints, the final model)."""
+    for later rounds (metrics, losses, pseudo-labels, checkpoints, the final model).
+    `round=-1, resumed=False`: a start from scratch, dropping everything."""
     with write_transaction(session):
         for model in (RoundMetric, RunStep, PseudoLabel):
             session.execute(delete(model).where(model.run_id == run_id, model.round > round))
@@ -144,7 +147,10 @@ def truncate_after_round(session: Session, run_id: int, round: int) -> None:
                 or_(Artifact.kind != "checkpoint", Artifact.round > round),
             )
         )
-        session.execute(update(Run).where(Run.id == run_id).values(resumed_from_round=round))
+        session.execute(
+            update(Run).where(Run.id == run_id)
+            .values(resumed_from_round=round if resumed else None)
+        )
 
 
 def _num(value) -> float | None:

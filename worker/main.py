@@ -1,0 +1,166 @@
+"""`python -m worker`: the background worker process.
+
+It brings the schema to head, registers itself (a `workers` row), heartbeats from a
+background thread, re-queues runs of dead workers, claims the oldest queued run, runs it
+and writes the outcome. SIGTERM / SIGINT stop it gracefully: a running run stops at the next
+step boundary and goes back to the queue (resumable, the attempt not counted).
+
+Options: --once (try one claim, process it if there is one, exit), --max-runs N (exit after
+N runs), --poll SECONDS (idle polling interval, default LIST_WORKER_POLL_SECONDS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+
+from db import jobs
+from db.migrate import upgrade_to_head
+from db.session import session_factory
+from db.settings import get_settings
+from worker.context import RunContext
+from worker.data import RunConfigError
+
+log = logging.getLogger("worker")
+
+
+def resolve_device(setting: str) -> str:
+    """`auto` -> cuda when available, else cpu; anything else as given."""
+    if setting != "auto":
+        return setting
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class Heartbeat(threading.Thread):
+    """Writes the worker's (and its runs') heartbeat every `interval` seconds."""
+
+    def __init__(self, sessions, worker_id: str, interval: float):
+        super().__init__(name="heartbeat", daemon=True)
+        self.sessions, self.worker_id, self.interval = sessions, worker_id, interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                with self.sessions() as s:
+                    jobs.heartbeat(s, self.worker_id)
+            except Exception:  # keep beating; the next try may succeed
+                log.exception("heartbeat failed")
+
+
+class WorkerProcess:
+    def __init__(self, *, poll: float | None = None, device: str | None = None):
+        settings = get_settings()
+        self.settings = settings
+        self.poll = poll or settings.worker_poll_seconds
+        self.device = resolve_device(device or settings.device)
+        self.sessions = session_factory()
+        self.shutdown = threading.Event()
+        self.worker_id: str | None = None
+
+    def install_signal_handlers(self) -> None:
+        def handler(signum, _frame):
+            if self.shutdown.is_set():
+                log.warning("second %s: exiting now", signal.Signals(signum).name)
+                os._exit(128 + signum)
+            log.info("%s received: stopping at the next step", signal.Signals(signum).name)
+            self.shutdown.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def serve(self, *, once: bool = False, max_runs: int | None = None) -> int:
+        with self.sessions() as s:
+            self.worker_id = jobs.register_worker(s, device=self.device).id
+        log.info("worker %s started (device %s, database %s)", self.worker_id, self.device,
+                 self.settings.database_url)
+        beat = Heartbeat(self.sessions, self.worker_id, self.settings.heartbeat_seconds)
+        beat.start()
+        done = 0
+        try:
+            while not self.shutdown.is_set():
+                with self.sessions() as s:
+                    requeued = jobs.requeue_stale(s)
+                    if requeued:
+                        log.warning("re-queued runs of silent workers: %s", requeued)
+                    run = jobs.claim(s, self.worker_id, device=self.device)
+                if run is None:
+                    if once:
+                        break
+                    self.shutdown.wait(self.poll)
+                    continue
+                self.process(run)
+                done += 1
+                if once or (max_runs is not None and done >= max_runs):
+                    break
+        finally:
+            beat.stopped.set()
+            beat.join(timeout=5)
+            with self.sessions() as s:
+                jobs.unregister_worker(s, self.worker_id)
+            log.info("worker %s stopped after %d run(s)", self.worker_id, done)
+        return 0
+
+    def process(self, run) -> None:
+        from worker.tasks import run_task
+
+        log.info("run %d (%s, attempt %d of %d) claimed", run.id, run.kind, run.attempts,
+                 run.max_attempts)
+        ctx = RunContext(run_id=run.id, worker_id=self.worker_id, device=self.device,
+                         sessions=self.sessions, shutdown=self.shutdown)
+        try:
+            outcome = run_task(ctx, run)
+        except Exception as exc:
+            permanent = isinstance(exc, RunConfigError)
+            error = f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
+            with self.sessions() as s:
+                status = jobs.fail(s, run.id, error, worker_id=self.worker_id,
+                                   retryable=not permanent)
+            log.error("run %d failed (%s): %s: %s", run.id, status, type(exc).__name__, exc)
+            return
+        with self.sessions() as s:
+            if outcome == "completed":
+                jobs.finish(s, run.id, worker_id=self.worker_id)
+                log.info("run %d succeeded", run.id)
+            elif ctx.lost:
+                log.warning("run %d was taken from this worker; dropped it", run.id)
+            elif ctx.cancel_requested:
+                jobs.finish(s, run.id, worker_id=self.worker_id, status="cancelled")
+                log.info("run %d cancelled", run.id)
+            else:  # shutdown: back to the queue, resumable
+                status = jobs.release(s, run.id, worker_id=self.worker_id)
+                log.info("run %d handed back to the queue (%s)", run.id, status)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--once", action="store_true",
+                        help="try one claim, process the run if there is one, then exit")
+    parser.add_argument("--max-runs", type=int, default=None, help="exit after N runs")
+    parser.add_argument("--poll", type=float, default=None,
+                        help="seconds between looks at an empty queue")
+    parser.add_argument("--device", default=None, help="override LIST_DEVICE")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
+    for noisy in ("alembic", "httpx", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.max_runs is not None and args.max_runs < 1:
+        parser.error("--max-runs must be at least 1")
+
+    worker = WorkerProcess(poll=args.poll, device=args.device)
+    worker.install_signal_handlers()
+    upgrade_to_head()
+    start = time.monotonic()
+    rc = worker.serve(once=args.once, max_runs=args.max_runs)
+    log.debug("served for %.1f s", time.monotonic() - start)
+    return rc

@@ -1,0 +1,107 @@
+"""Engine callbacks -> database. Progress and sampled losses are buffered and written at most
+about once a second, each write one short transaction; per-round results (pseudo-labels,
+metrics, checkpoints) are written when they happen (a few times per round)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from db.progress import add_artifact, record_metrics, record_pseudo_labels, update_progress
+from list_engine import Callback
+from worker.context import RunContext
+from worker.files import describe
+
+log = logging.getLogger(__name__)
+
+MAX_LOSS_ROWS = 2000  # sampled losses kept per run
+
+
+class DBReporter(Callback):
+    def __init__(self, ctx: RunContext, flush_seconds: float = 1.0):
+        self.ctx = ctx
+        self.flush_seconds = flush_seconds
+        self._fields: dict = {}
+        self._steps: list[dict] = []
+        self._every = 1
+        self._last_flush = 0.0
+        self._gold_accuracy: dict[int, float | None] = {}
+
+    # -- buffering ---------------------------------------------------------------------------
+    def flush(self, **fields) -> None:
+        self._fields.update(fields)
+        with self.ctx.session() as s:
+            status = update_progress(s, self.ctx.run_id, self.ctx.worker_id, steps=self._steps,
+                                     **self._fields)
+        self._fields, self._steps = {}, []
+        self._last_flush = time.monotonic()
+        self.ctx.observe_status(status)
+
+    def _maybe_flush(self) -> None:
+        if time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.flush()
+
+    # -- events ------------------------------------------------------------------------------
+    def on_train_start(self, info: dict) -> None:
+        total = int(info.get("total_steps") or 0)
+        self._every = max(1, math.ceil(total / MAX_LOSS_ROWS))
+        log.info("run %d: training %s", self.ctx.run_id,
+                 {k: v for k, v in info.items() if not isinstance(v, dict | list)})
+        self.flush(total_steps=total, total_rounds=info.get("rounds"), phase="training")
+
+    def on_round_start(self, round: int) -> None:
+        log.info("run %d: round %d starts", self.ctx.run_id, round)
+        self.flush(current_round=round, phase="teacher" if round == 0 else "student")
+
+    def on_step(self, event) -> None:
+        self._fields.update(current_round=event.round, phase=event.phase,
+                            step=event.global_step, total_steps=event.total_steps,
+                            progress=float(min(max(event.progress, 0.0), 1.0)))
+        if event.global_step % self._every == 0 or event.step == event.phase_steps:
+            loss = float(event.loss)
+            self._steps.append({
+                "round": event.round, "phase": event.phase, "step": event.step,
+                "global_step": event.global_step, "loss": loss if math.isfinite(loss) else None,
+                "lr": float(event.lr) if event.lr is not None else None,
+            })
+            if self._steps[-1]["loss"] is None:
+                self._steps.pop()
+        self._maybe_flush()
+
+    def on_pseudo_labels(self, event) -> None:
+        self._gold_accuracy[event.round] = event.gold_accuracy
+        weights = np.asarray(event.weights, dtype=float) if event.weights is not None else None
+        with self.ctx.session() as s:
+            n = record_pseudo_labels(
+                s, self.ctx.run_id, event.round, list(event.ids), np.asarray(event.probs).tolist(),
+                list(event.labels), None if weights is None else weights.tolist(),
+            )
+        log.info("run %d: round %d: %d pseudo-labels (gold accuracy %s)", self.ctx.run_id,
+                 event.round, n, event.gold_accuracy)
+
+    def on_evaluate(self, round: int, metrics: dict) -> None:
+        metrics = dict(metrics)
+        if metrics.get("pseudo_label_accuracy") is None and self._gold_accuracy.get(round) is not None:
+            metrics["pseudo_label_accuracy"] = self._gold_accuracy[round]
+        with self.ctx.session() as s:
+            record_metrics(s, self.ctx.run_id, round, metrics)
+        log.info("run %d: round %d: accuracy %s macro-F1 %s", self.ctx.run_id, round,
+                 metrics.get("accuracy"), metrics.get("macro_f1"))
+
+    def on_round_end(self, round: int, checkpoint: Path | None) -> None:
+        if checkpoint is not None:
+            sha, size = describe(Path(checkpoint))
+            with self.ctx.session() as s:
+                add_artifact(s, self.ctx.run_id, "checkpoint", str(checkpoint), sha256=sha,
+                             bytes=size, round=round)
+        self.flush()
+
+    def on_train_end(self, result) -> None:
+        self.flush()
+
+    def should_stop(self) -> bool:
+        return self.ctx.should_stop()

@@ -1,0 +1,158 @@
+"""What a run does, by kind. A task returns "completed" or "stopped" (stopped at a step
+boundary: shutdown, cancel request or lost run); the caller turns that into a status."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from db import jobs, queries
+from db.models import Document, Run
+from db.progress import add_artifact, truncate_after_round, update_progress
+from db.settings import get_settings
+from worker.context import RunContext
+from worker.data import RunConfigError, build_datasets
+from worker.files import describe
+
+log = logging.getLogger(__name__)
+
+PREDICT_BATCH = 256
+
+
+def run_task(ctx: RunContext, run: Run) -> str:
+    if run.kind == "train":
+        return train(ctx, run)
+    if run.kind == "predict":
+        return predict(ctx, run)
+    raise RunConfigError(f"unknown run kind {run.kind!r}")
+
+
+def _resolve_model(name: str | None) -> str:
+    name = (name or "default").strip() or "default"
+    return get_settings().model if name == "default" else name
+
+
+def train(ctx: RunContext, run: Run) -> str:
+    from list_engine import LiSTConfig, LiSTTrainer, PromptClassifier
+    from worker.reporter import DBReporter
+
+    config = dict(run.config or {})
+    missing = [k for k in ("template", "verbalizer") if k not in config]
+    if missing:
+        raise RunConfigError(f"train run config lacks {missing}")
+    mode = config.get("mode", "prompt")
+    list_config = LiSTConfig.from_dict(
+        {**(config.get("list_config") or {}), "mode": mode, "device": ctx.device}
+    )
+    verbalizer = dict(config["verbalizer"])
+    run_dir = jobs.run_dir(run.id)
+    checkpoints = run_dir / "checkpoints"
+
+    with ctx.session() as s:
+        data = build_datasets(s, run.project_id, list(verbalizer), config.get("eval_source", "auto"))
+        checkpoint = jobs.latest_checkpoint(s, run.id)
+        if checkpoint is not None and not Path(checkpoint.path).is_dir():
+            log.warning("run %d: checkpoint %s is missing; starting over", run.id, checkpoint.path)
+            checkpoint = None
+        if checkpoint is not None:
+            log.info("run %d: resuming from the round-%d checkpoint", run.id, checkpoint.round)
+            truncate_after_round(s, run.id, checkpoint.round)
+        else:
+            truncate_after_round(s, run.id, -1, resumed=False)
+        update_progress(s, run.id, ctx.worker_id, phase="loading model", device=ctx.device)
+    log.info("run %d: %d labelled, %d unlabelled, %d evaluation examples", run.id,
+             len(data.labeled), len(data.unlabeled), len(data.eval))
+
+    classifier = PromptClassifier.create(
+        model=_resolve_model(config.get("model")), template=config["template"],
+        verbalizer=verbalizer, mode=mode, adapter=list_config.adapter,
+        max_length=list_config.max_length, device=ctx.device, bf16=list_config.bf16,
+    )
+    reporter = DBReporter(ctx)
+    trainer = LiSTTrainer(classifier, list_config, data.labeled, data.unlabeled,
+                          eval=data.eval or None, callbacks=[reporter])
+    result = trainer.train(checkpoint_dir=checkpoints,
+                           resume_from=checkpoint.path if checkpoint is not None else None)
+    if result.status != "completed":
+        return "stopped"
+
+    final = result.metrics[-1] if result.metrics else None
+    model_dir = run_dir / "model"
+    result.classifier.save_pretrained(model_dir, metrics=final)
+    sha, size = describe(model_dir)
+    with ctx.session() as s:
+        add_artifact(s, run.id, "model", str(model_dir), sha256=sha, bytes=size)
+    log.info("run %d: model saved to %s", run.id, model_dir)
+    return "completed"
+
+
+def _predict_inputs(ctx: RunContext, run: Run, config: dict):
+    """(rows for the CSV, examples to classify) of a predict run."""
+    import pandas as pd
+
+    from list_engine import Example
+
+    source = config.get("input", "corpus")
+    if source == "corpus":
+        with ctx.session() as s:
+            docs = s.query(Document).filter(Document.project_id == run.project_id) \
+                .order_by(Document.id).all()
+        frame = pd.DataFrame({"document_id": [d.id for d in docs], "text": [d.text for d in docs]})
+        examples = [Example(text=d.text, text_b=d.text_b, id=d.id) for d in docs]
+        return frame, examples
+    data_dir = get_settings().data_dir.resolve()
+    path = Path(source).expanduser().resolve()
+    if not path.is_relative_to(data_dir):
+        raise RunConfigError(f"predict input {path} is outside the data directory {data_dir}")
+    if not path.is_file():
+        raise RunConfigError(f"predict input {path} does not exist")
+    column = config.get("text_column", "text")
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if column not in table.columns:
+        raise RunConfigError(f"{path.name} has no column {column!r} (columns: {list(table.columns)})")
+    text_b = table["text_b"].tolist() if "text_b" in table.columns and column != "text_b" else None
+    texts = table[column].tolist()
+    examples = [Example(text=t, text_b=text_b[i] if text_b else None, id=i)
+                for i, t in enumerate(texts)]
+    return pd.DataFrame({"text": texts}), examples
+
+
+def predict(ctx: RunContext, run: Run) -> str:
+    import numpy as np
+
+    from list_engine import PromptClassifier
+
+    config = dict(run.config or {})
+    source_run_id = config.get("source_run_id")
+    with ctx.session() as s:
+        artifact = queries.model_artifact(s, source_run_id) if source_run_id else None
+    if artifact is None or not Path(artifact.path).is_dir():
+        raise RunConfigError(f"run {source_run_id} has no saved model to predict with")
+    classifier = PromptClassifier.from_pretrained(artifact.path, device=ctx.device)
+    frame, examples = _predict_inputs(ctx, run, config)
+    total = len(examples)
+    with ctx.session() as s:
+        update_progress(s, run.id, ctx.worker_id, phase="predicting", step=0, total_steps=total,
+                        progress=0.0, device=ctx.device)
+    parts = []
+    for start in range(0, total, PREDICT_BATCH):
+        if ctx.should_stop():
+            return "stopped"
+        parts.append(classifier.predict_proba(examples[start:start + PREDICT_BATCH]))
+        done = min(start + PREDICT_BATCH, total)
+        with ctx.session() as s:
+            ctx.observe_status(update_progress(s, run.id, ctx.worker_id, step=done,
+                                               progress=done / max(total, 1)))
+    labels = list(classifier.labels)
+    probs = np.concatenate(parts) if parts else np.zeros((0, len(labels)))
+    frame["predicted_label"] = [labels[i] for i in probs.argmax(axis=1)] if total else []
+    for j, label in enumerate(labels):
+        frame[f"p_{label}"] = probs[:, j] if total else []
+    out = jobs.run_dir(run.id) / "predictions.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False)
+    sha, size = describe(out)
+    with ctx.session() as s:
+        add_artifact(s, run.id, "predictions", str(out), sha256=sha, bytes=size)
+    log.info("run %d: %d predictions written to %s", run.id, total, out)
+    return "completed"
