@@ -23,7 +23,7 @@ from bench.data import Split
 class MethodSpec:
     name: str
     title: str
-    kind: str  # "zero_shot" | "engine" | "setfit" | "logreg"
+    kind: str  # "zero_shot" | "engine" | "full_ft" | "setfit" | "logreg"
     preset: str = "quick"
     config: dict[str, Any] = field(default_factory=dict)  # LiSTConfig fields fixed by the method
     note: str = ""
@@ -38,8 +38,8 @@ METHODS: dict[str, MethodSpec] = {
                    config={"mode": "classic", "self_training": False}),
         MethodSpec("prompt_adapters", "Prompt + adapters, no self-training", "engine",
                    config={"mode": "prompt", "self_training": False}),
-        MethodSpec("full_ft", "Full fine-tuning (classic head)", "engine",
-                   config={"mode": "full", "self_training": False}),
+        MethodSpec("full_ft", "Full fine-tuning (classic head, transformers)", "full_ft",
+                   note="plain transformers sequence classification, all weights"),
         MethodSpec("list_quick", "LiST (quick preset)", "engine",
                    config={"mode": "prompt", "self_training": True}),
         MethodSpec("list_paper", "LiST (paper preset)", "engine", preset="paper",
@@ -48,11 +48,13 @@ METHODS: dict[str, MethodSpec] = {
                    config={"mode": "prompt", "self_training": True, "meta_reweighting": False}),
         MethodSpec("list_no_kd", "LiST quick, no KD warm-up", "engine",
                    config={"mode": "prompt", "self_training": True, "kd_warmup": False}),
+        MethodSpec("full_prompt", "Full fine-tuning (prompt head, engine mode=full)", "engine",
+                   config={"mode": "full", "self_training": False, "teacher_lr": 1e-4}),
         MethodSpec("setfit", "SetFit (same body)", "setfit"),
         MethodSpec("logreg", "LogReg on frozen mean-pooled embeddings", "logreg"),
     ]
 }
-DEFAULT_METHODS = [m for m in METHODS if m != "list_paper"]
+DEFAULT_METHODS = [m for m in METHODS if m not in ("list_paper", "full_prompt")]
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class RunOptions:
     setfit_epochs: int = 1
     setfit_batch_size: int = 16
     eval_batch_size: int = 64
+    full_ft_lr: float = 1e-4  # classic full fine-tuning (small encoders like a higher lr)
 
 
 def _metrics(gold: list[str], pred: list[str], labels: list[str]) -> dict[str, float]:
@@ -167,8 +170,71 @@ def _run_setfit(model: str, words: dict[str, str], split: Split, options: RunOpt
     return out
 
 
-def _run_logreg(model: str, words: dict[str, str], split: Split,
-                options: RunOptions) -> dict[str, Any]:
+def _run_full_ft(model: str, words: dict[str, str], split: Split, options: RunOptions,
+                 steps: int, batch_size: int, max_length: int) -> dict[str, Any]:
+    """What a user of plain transformers would do: a sequence-classification head on the
+    encoder, every weight trained with AdamW and linear decay, ``steps`` steps of
+    ``batch_size`` labelled examples (the same budget as the LiST teacher)."""
+    import torch
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        get_linear_schedule_with_warmup,
+    )
+
+    labels = list(words)
+    device = options.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    t0 = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    net = AutoModelForSequenceClassification.from_pretrained(model, num_labels=len(labels))
+    net.to(device)
+    load_s = time.perf_counter() - t0
+    texts = [e.text for e in split.labeled]
+    y = torch.tensor([labels.index(e.label) for e in split.labeled])
+    opt = torch.optim.AdamW(net.parameters(), lr=options.full_ft_lr, weight_decay=0.0)
+    sched = get_linear_schedule_with_warmup(opt, 0, steps)
+    gen = torch.Generator().manual_seed(split.seed)
+    t0 = time.perf_counter()
+    net.train()
+    order: list[int] = []
+    for _ in range(steps):
+        if len(order) < batch_size:
+            order += torch.randperm(len(texts), generator=gen).tolist()
+        idx, order = order[:batch_size], order[batch_size:]
+        enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                        max_length=max_length, return_tensors="pt").to(device)
+        loss = torch.nn.functional.cross_entropy(net(**enc).logits, y[idx].to(device))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+    train_s = time.perf_counter() - t0
+    net.eval()
+    test = [e.text for e in split.test]
+    order_t = sorted(range(len(test)), key=lambda i: len(test[i]))
+    pred_ids = np.zeros(len(test), dtype=int)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for start in range(0, len(order_t), options.eval_batch_size):
+            idx = order_t[start:start + options.eval_batch_size]
+            enc = tokenizer([test[i] for i in idx], padding=True, truncation=True,
+                            max_length=max_length, return_tensors="pt").to(device)
+            pred_ids[idx] = net(**enc).logits.argmax(-1).cpu().numpy()
+    predict_s = time.perf_counter() - t0
+    n_params = sum(p.numel() for p in net.parameters())
+    out = {"load_s": load_s, "train_s": train_s, "predict_s": predict_s,
+           "trainable_params": n_params, "total_params": n_params,
+           "config": {"lr": options.full_ft_lr, "steps": steps, "batch_size": batch_size,
+                      "max_length": max_length}}
+    out.update(_metrics([e.label for e in split.test], [labels[i] for i in pred_ids], labels))
+    return out
+
+
+def _run_logreg(model: str, words: dict[str, str], split: Split, options: RunOptions,
+                max_length: int) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
 
     from list_engine import mean_pooled_embeddings
@@ -176,13 +242,15 @@ def _run_logreg(model: str, words: dict[str, str], split: Split,
     labels = list(words)
     t0 = time.perf_counter()
     x_train = mean_pooled_embeddings([e.text for e in split.labeled], model=model,
-                                     batch_size=options.eval_batch_size, device=options.device)
+                                     batch_size=options.eval_batch_size, device=options.device,
+                                     max_length=max_length)
     clf = LogisticRegression(max_iter=2000, random_state=split.seed)
     clf.fit(x_train, [e.label for e in split.labeled])
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     x_test = mean_pooled_embeddings([e.text for e in split.test], model=model,
-                                    batch_size=options.eval_batch_size, device=options.device)
+                                    batch_size=options.eval_batch_size, device=options.device,
+                                    max_length=max_length)
     pred = list(clf.predict(x_test))
     predict_s = time.perf_counter() - t0
     head = int(clf.coef_.size + clf.intercept_.size)
@@ -205,7 +273,11 @@ def run_method(method: str, model: str, template: str, words: dict[str, str], sp
     elif spec.kind == "setfit":
         out = _run_setfit(model, words, split, options, max_length)
     elif spec.kind == "logreg":
-        out = _run_logreg(model, words, split, options)
+        out = _run_logreg(model, words, split, options, max_length)
+    elif spec.kind == "full_ft":
+        quick = engine_config(METHODS["prompt_adapters"], split.seed, options)
+        out = _run_full_ft(model, words, split, options, quick.teacher_steps,
+                           quick.labeled_batch_size, max_length)
     else:  # pragma: no cover - METHODS is fixed above
         raise ValueError(f"unknown method kind {spec.kind!r}")
     out.setdefault("note", spec.note)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -133,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     args = build_parser().parse_args(argv)
+    os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars in logs (children inherit)
     methods = list(METHODS) if args.methods == "all" else args.methods.split(",")
     names = args.data.split(",")
     bad = [n for n in names if n not in LOADERS]

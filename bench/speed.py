@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -259,6 +260,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     import torch
 
     args = build_parser().parse_args(argv)
+    os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars in logs (children inherit)
     devices = args.devices.split(",")
     if devices == ["auto"]:
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
