@@ -1,0 +1,139 @@
+"""Live progress of a training run (auto-refreshing fragment) and a side-by-side comparison."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import charts, ui
+from app.services import runs as run_service
+from app.services.training import format_duration
+from db.models import FINISHED_STATUSES
+
+REFRESH_SECONDS = 2.0
+PROGRESS_RUN_KEY = "progress_run_id"
+
+
+def _run_label(rows_by_id: dict, run_id: int) -> str:
+    r = rows_by_id[run_id]
+    return f"#{r.id} · {r.status}" + (f" · {r.model}" if r.model else "")
+
+
+def _header(run) -> None:
+    row_status = f"{run_service.STATUS_ICONS.get(run.status, '')} {run.status}"
+    st.progress(min(max(float(run.progress or 0.0), 0.0), 1.0),
+                text=ui.md(run_service.progress_text(run)))
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Status", row_status)
+    c2.metric("Elapsed", format_duration(run_service.duration_s(run)))
+    eta = run_service.eta_s(run)
+    c3.metric("Time left (ETA)", format_duration(eta) if eta is not None else "-")
+    c4.metric("Device", run.device or "-")
+    if run.status == "failed" and run.error:
+        st.error("The run failed. The error:", icon=":material/error:")
+        st.code(run.error, language=None)
+    elif run.status == "queued":
+        st.info("Waiting for a worker to pick this run up. If nothing happens, start one with "
+                "`python -m worker`.", icon=":material/hourglass_empty:")
+
+
+def _charts(s, run) -> None:
+    metrics = run_service.round_metrics(s, run.id)
+    latest = next((m for m in reversed(metrics) if m["accuracy"] is not None), None)
+    if latest:
+        c1, c2, c3 = st.columns(3)
+        c1.metric("Accuracy", f"{100 * latest['accuracy']:.1f} %",
+                  help=f"after {charts.round_name(latest['round'])}")
+        if latest["macro_f1"] is not None:
+            c2.metric("Macro-F1", f"{100 * latest['macro_f1']:.1f} %")
+        if latest["pseudo_label_accuracy"] is not None:
+            c3.metric("Pseudo-label accuracy", f"{100 * latest['pseudo_label_accuracy']:.1f} %")
+    elif (run.config or {}).get("eval_source") == "none":
+        st.caption("This run has no evaluation set: accuracy is not measured.")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.metrics_figure(metrics), key=f"metrics_{run.id}")
+    right.plotly_chart(charts.loss_figure(run_service.step_losses(s, run.id)), key=f"loss_{run.id}")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.weights_figure(run_service.meta_weights(s, run.id)),
+                      key=f"weights_{run.id}")
+    right.plotly_chart(charts.pseudo_accuracy_figure(run_service.pseudo_label_accuracy(s, run.id)),
+                       key=f"pseudo_acc_{run.id}")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.class_distribution_figure(run_service.class_distribution(s, run)),
+                      key=f"classes_{run.id}")
+    right.plotly_chart(charts.confusion_figure(run_service.latest_confusion(s, run.id)),
+                       key=f"confusion_{run.id}")
+
+
+def render_run(run_id: int) -> None:
+    with ui.session() as s:
+        run = run_service.get_run(s, run_id)
+        _header(run)
+        _charts(s, run)
+        return run.status
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def live_view(run_id: int) -> None:
+    """Re-runs every REFRESH_SECONDS while the run is active; a full rerun when it ends
+    turns the view static."""
+    status = render_run(run_id)
+    if status in FINISHED_STATUSES:
+        st.rerun()
+
+
+def compare_view(project_id: int, rows_by_id: dict) -> None:
+    st.subheader("Compare two runs")
+    trained = [i for i, r in rows_by_id.items() if r.kind == "train"]
+    if len(trained) < 2:
+        st.caption("Train a second run to compare two side by side.")
+        return
+    c1, c2 = st.columns(2)
+    a = c1.selectbox("Run A", trained, index=0, key="cmp_a",
+                     format_func=lambda i: _run_label(rows_by_id, i))
+    b = c2.selectbox("Run B", trained, index=1, key="cmp_b",
+                     format_func=lambda i: _run_label(rows_by_id, i))
+    with ui.session() as s:
+        series = {f"#{a}": run_service.round_metrics(s, a), f"#{b}": run_service.round_metrics(s, b)}
+        st.plotly_chart(charts.compare_figure(series, "accuracy", "Accuracy per round"),
+                        key="cmp_acc")
+        for col, rid in ((c1, a), (c2, b)):
+            run = run_service.get_run(s, rid)
+            cfg = run.config or {}
+            lc = cfg.get("list_config") or {}
+            with col:
+                st.caption(
+                    f"Run #{rid}: {run.status}, {cfg.get('mode', '-')} mode, preset "
+                    f"{cfg.get('preset') or '-'}, {lc.get('rounds', '-')} rounds, seed "
+                    f"{lc.get('seed', '-')}, duration {format_duration(run_service.duration_s(run))}"
+                )
+                st.text(f"Model: {cfg.get('model', '-')}")
+                st.plotly_chart(charts.metrics_figure(series[f"#{rid}"], f"Run #{rid}"),
+                                key=f"cmp_metrics_{rid}")
+                st.plotly_chart(charts.confusion_figure(run_service.latest_confusion(s, rid)),
+                                key=f"cmp_conf_{rid}")
+
+
+def main() -> None:
+    project = ui.require_project()
+    st.title("Live progress")
+    with ui.session() as s:
+        rows = run_service.list_runs(s, project.id, kind="train")
+    if not rows:
+        st.info("No training run yet: start one on the Train page.", icon=":material/model_training:")
+        return
+    rows_by_id = {r.id: r for r in rows}
+    ids = list(rows_by_id)
+    if st.session_state.get(PROGRESS_RUN_KEY) not in rows_by_id:
+        active = [r.id for r in rows if not r.finished]
+        st.session_state[PROGRESS_RUN_KEY] = active[0] if active else ids[0]
+    run_id = st.selectbox("Run", ids, format_func=lambda i: _run_label(rows_by_id, i),
+                          key=PROGRESS_RUN_KEY)
+    if rows_by_id[run_id].finished:
+        render_run(run_id)
+    else:
+        live_view(run_id)
+    st.divider()
+    compare_view(project.id, rows_by_id)
+
+
+main()

@@ -1,0 +1,117 @@
+"""Runs: every training and predict run of the project with its status; cancel, retry,
+resume; the error of a failed run."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app import ui
+from app.services import ServiceError
+from app.services import runs as run_service
+from app.services.training import format_duration, fresh_workers
+
+REFRESH_SECONDS = 3.0
+PROGRESS_RUN_KEY = "progress_run_id"
+
+
+def _table(rows) -> pd.DataFrame:
+    return pd.DataFrame({
+        "run": [f"#{r.id}" for r in rows],
+        "kind": [r.kind for r in rows],
+        "status": [f"{run_service.STATUS_ICONS.get(r.status, '')} {r.status}" for r in rows],
+        "progress": [r.progress for r in rows],
+        "where": [run_service.progress_text(r) if not r.finished else "" for r in rows],
+        "accuracy": [r.accuracy for r in rows],
+        "device": [r.device or "" for r in rows],
+        "duration": [format_duration(r.duration_s) for r in rows],
+        "attempts": [r.attempts for r in rows],
+        "created (UTC)": [r.created_at for r in rows],
+    })
+
+
+def _act(action: str, run_id: int) -> None:
+    fn = {"cancel": run_service.cancel_run, "retry": run_service.retry_run,
+          "resume": run_service.resume_run}[action]
+    try:
+        with ui.session() as s:
+            run = fn(s, run_id)
+    except ServiceError as exc:
+        st.session_state["runs_message"] = ("error", str(exc))
+    else:
+        st.session_state["runs_message"] = ("ok", f"Run #{run_id}: {action} done, now {run.status}.")
+
+
+def _run_details(s, row) -> None:
+    title = f"{run_service.STATUS_ICONS.get(row.status, '')} {row.title}: {row.status}"
+    with st.expander(title, expanded=row.status in ("failed", "running")):
+        st.progress(min(max(row.progress, 0.0), 1.0), text=ui.md(run_service.progress_text(row)))
+        st.caption(
+            f"Device: {row.device or '-'} · duration {format_duration(row.duration_s)} · "
+            f"attempts {row.attempts}"
+            + (f" · ETA {format_duration(row.eta_s)}" if row.eta_s is not None else "")
+        )
+        if row.error:
+            st.error("Error of the last attempt:" if row.status != "failed" else "The run failed:",
+                     icon=":material/error:")
+            st.code(row.error, language=None)
+        actions = run_service.allowed_actions(s, row)
+        cols = st.columns(4)
+        for col, action in zip(cols, actions, strict=False):
+            col.button(action.capitalize(), key=f"{action}_{row.id}", on_click=_act,
+                       args=(action, row.id),
+                       help={"cancel": "Stop the run (a running run stops at its next step).",
+                             "retry": "Run it again from scratch.",
+                             "resume": "Continue after its last finished round."}[action])
+        if row.kind == "train" and cols[3].button("Live progress", key=f"open_{row.id}"):
+            st.session_state[PROGRESS_RUN_KEY] = row.id
+            try:
+                st.switch_page("pages/progress.py")
+            except Exception:  # noqa: BLE001 - outside the router (tests) there is no page to switch to
+                st.info("Open the Live progress page to follow it.")
+
+
+def runs_view(project_id: int) -> None:
+    with ui.session() as s:
+        rows = run_service.list_runs(s, project_id)
+        workers = fresh_workers(s)
+        message = st.session_state.pop("runs_message", None)
+        if message:
+            (st.success if message[0] == "ok" else ui.error)(message[1])
+        if workers:
+            st.caption("Workers: " + ", ".join(f"{w.host} ({w.device})" for w in workers))
+        else:
+            st.warning("No worker is running: queued runs wait until one starts. Start one with "
+                       "`python -m worker` (or `./scripts/run`).", icon=":material/warning:")
+        if not rows:
+            st.info("No run yet: start one on the Train page.", icon=":material/model_training:")
+            return
+        st.dataframe(
+            _table(rows), hide_index=True,
+            column_config={
+                "progress": st.column_config.ProgressColumn("progress", min_value=0.0,
+                                                            max_value=1.0, format="percent"),
+                "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
+            },
+        )
+        for row in rows:
+            _run_details(s, row)
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def live_runs_view(project_id: int) -> None:
+    runs_view(project_id)
+
+
+def main() -> None:
+    project = ui.require_project()
+    st.title("Runs")
+    with ui.session() as s:
+        active = any(not r.finished for r in run_service.list_runs(s, project.id))
+    if active:
+        live_runs_view(project.id)
+    else:
+        runs_view(project.id)
+
+
+main()

@@ -1,0 +1,200 @@
+"""Train: pick the prompt, mode, model and preset; see what will run; start = enqueue."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app import ui
+from app.services import ServiceError, training
+from app.services import prompts as prompt_service
+
+PROGRESS_RUN_KEY = "progress_run_id"
+
+
+@st.cache_data(max_entries=16, show_spinner="Counting the model's parameters…")
+def _parameter_counts(model: str, template: str, words: tuple, mode: str, bottleneck):
+    return training.parameter_counts(model, template, dict(words), mode, bottleneck)
+
+
+def _tokenizer(model: str):
+    try:
+        return ui.tokenizer(model), None
+    except ServiceError as exc:
+        return None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - shown to the user as a reason not to start
+        return None, f"Could not load the tokenizer of {model!r}: {exc}"
+
+
+def _knobs(preset: str) -> tuple[dict, int | None]:
+    """The custom preset's inputs (starting from "quick")."""
+    d = training.preset_defaults("custom")
+    st.caption("Custom settings start from the quick preset.")
+    c1, c2, c3, c4 = st.columns(4)
+    knobs = {
+        "rounds": c1.number_input("Rounds", 0, 20, int(d["rounds"]), key="k_rounds"),
+        "unlabeled_sample_size": c2.number_input(
+            "Unlabelled sample per round", 1, 1_000_000, int(d["unlabeled_sample_size"] or 1000),
+            key="k_sample"),
+        "teacher_steps": c3.number_input("Teacher steps", 1, 100_000, int(d["teacher_steps"]),
+                                         key="k_teacher"),
+        "unlabeled_steps": c4.number_input("Unlabelled steps per round", 1, 100_000,
+                                           int(d["unlabeled_steps"]), key="k_usteps"),
+        "labeled_steps": c1.number_input("Labelled steps per round", 1, 100_000,
+                                         int(d["labeled_steps"]), key="k_lsteps"),
+        "teacher_lr": c2.number_input("Teacher learning rate", 1e-7, 1.0, float(d["teacher_lr"]),
+                                      format="%.2e", key="k_tlr"),
+        "student_lr": c3.number_input("Student learning rate", 1e-7, 1.0, float(d["student_lr"]),
+                                      format="%.2e", key="k_slr"),
+        "seed": c4.number_input("Seed", 0, 2**31 - 1, int(d["seed"]), key="k_seed"),
+    }
+    bottleneck = c1.number_input("Adapter size (0 = automatic: hidden / 6)", 0, 4096,
+                                 int(d["bottleneck"] or 0), key="k_bottleneck")
+    return knobs, (int(bottleneck) or None)
+
+
+def _evaluation_section(s, project_id: int, counts) -> str:
+    st.subheader("Evaluation set")
+    options = {
+        "auto": "Automatic (held-out labels, else gold labels)",
+        "gold": f"Gold labels from the import ({counts.gold} documents)",
+        "held_out": f"Held-out labels ({counts.held_out_total})",
+        "none": "None",
+    }
+    source = st.radio("Measure accuracy on", list(options), format_func=options.get,
+                      key="eval_source", horizontal=True)
+    evaluation = training.resolve_evaluation(counts, source)
+    if evaluation.source == "none":
+        st.warning(
+            "There is no evaluation set: accuracy and macro-F1 cannot be measured for this "
+            "run. Hold out some labels below (they are then not trained on), or import gold "
+            "labels with the corpus.", icon=":material/warning:")
+    else:
+        st.info(evaluation.message, icon=":material/fact_check:")
+    c1, c2, c3 = st.columns([2, 2, 3])
+    per_class = c1.number_input("Labels to hold out per class", 1, 50, 2, key="holdout_n")
+    if c2.button("Hold out labels", key="holdout_btn"):
+        moved = training.hold_out_labels(s, project_id, per_class=int(per_class))
+        if moved:
+            st.toast(f"{moved} labels held out for evaluation.")
+        else:
+            st.toast("No labels could be held out: every class needs more than 2 labels.")
+        st.rerun()
+    if counts.held_out_total and c3.button("Put held-out labels back into training",
+                                           key="release_btn"):
+        training.release_held_out(s, project_id)
+        st.rerun()
+    return source
+
+
+def main() -> None:
+    project = ui.require_project()
+    st.title("Train a classifier")
+    with ui.session() as s:
+        configs = prompt_service.list_prompt_configs(s, project.id)
+        if not configs:
+            st.info("No prompt yet: design and save one on the Prompt design page first.",
+                    icon=":material/text_fields:")
+            return
+        by_id = {c.id: c for c in configs}
+        c1, c2 = st.columns([3, 1])
+        config_id = c1.selectbox(
+            "Prompt", list(by_id),
+            format_func=lambda i: f"v{by_id[i].version}: {by_id[i].template[:80]}",
+            key="train_prompt")
+        config = by_id[config_id]
+        mode = c2.radio("Mode", training.MODES, index=training.MODES.index(config.mode)
+                        if config.mode in training.MODES else 0, key="train_mode",
+                        help="prompt: classify through the masked-LM head (LiST); classic: "
+                        "a classification head on the [CLS] vector (the paper's baseline).")
+        st.caption("Template")
+        st.code(config.template, language=None)
+        st.dataframe(pd.DataFrame({"label": list(config.verbalizer),
+                                   "label word": list(config.verbalizer.values())}),
+                     hide_index=True)
+        model_default = config.model if config.model != "default" else ui.default_model()
+        model = st.text_input("Model (a hub name or a local path)", value=model_default,
+                              key=f"train_model_{config_id}").strip() or model_default
+
+        preset = st.radio("Preset", training.PRESETS, key="train_preset", horizontal=True,
+                          help="quick: a few minutes on a CPU. paper: the reference settings "
+                          "(RoBERTa-large on a GPU). custom: set the main knobs.")
+        overrides, bottleneck = ({}, None)
+        if preset == "custom":
+            overrides, bottleneck = _knobs(preset)
+        try:
+            list_config = training.build_list_config(preset, overrides, bottleneck)
+        except ServiceError as exc:
+            ui.error(exc)
+            return
+
+        tokenizer, tok_error = _tokenizer(model)
+        counts = training.data_counts(s, project.id)
+        eval_source = _evaluation_section(s, project.id, counts)
+        summary = training.training_summary(s, project.id, config_id, eval_source, tokenizer, mode)
+        if tok_error:
+            summary.problems.append(tok_error)
+
+        st.subheader("What will run")
+        counts = summary.counts
+        table = pd.DataFrame({
+            "class": counts.classes,
+            "training labels": [counts.train_per_class.get(c, 0) for c in counts.classes],
+            "held out": [counts.held_out_per_class.get(c, 0) for c in counts.classes],
+        })
+        st.dataframe(table, hide_index=True)
+        params = None
+        if not tok_error and not summary.problems:
+            try:
+                params = _parameter_counts(model, config.template,
+                                           tuple(config.verbalizer.items()), mode, bottleneck)
+            except Exception as exc:  # noqa: BLE001 - the estimate is optional
+                st.caption(f"Parameter count unavailable: {ui.md(exc)}")
+        device = summary.workers[0].device if summary.workers else None
+        measured = training.seconds_per_unit_history(s, model, device)
+        estimate = training.estimate_time(list_config, counts, summary.evaluation.size,
+                                          params[1] if params else None, device, measured)
+        m1, m2, m3, m4 = st.columns(4)
+        m1.metric("Training labels", counts.train_total)
+        m2.metric("Unlabelled pool", f"{counts.unlabelled:,}")
+        m3.metric("Trainable parameters",
+                  f"{params[0]:,}" if params else "-",
+                  help=f"of {params[1]:,} in total" if params else None)
+        m4.metric("Estimated time", estimate.text)
+        rounds = list_config.get("rounds", 0)
+        st.caption(
+            f"Teacher: {list_config['teacher_steps']} steps; then {rounds} round(s) of "
+            f"{list_config['unlabeled_steps']} unlabelled + {list_config['labeled_steps']} "
+            f"labelled steps on up to {list_config.get('unlabeled_sample_size') or 'all'} "
+            f"unlabelled documents. Time: {estimate.basis}"
+            + (f" (worker device: {device})." if device else " (no worker running: assumed CPU).")
+        )
+        if params:
+            st.caption(f"{params[0]:,} trainable of {params[1]:,} parameters "
+                       f"({100 * params[0] / max(params[1], 1):.1f} %).")
+
+        for problem in summary.problems:
+            ui.error(problem)
+        for warning in summary.warnings:
+            # The worker hint is our own text (with `code`); the others may hold label names.
+            text = warning if warning.endswith(training.START_WORKER_HINT) else ui.md(warning)
+            st.warning(text, icon=":material/warning:")
+
+        if st.button("Start training", type="primary", disabled=not summary.can_start,
+                     key="start_training"):
+            try:
+                run = training.start_training(
+                    s, project.id, config_id, mode=mode, model=model, list_config=list_config,
+                    eval_source=eval_source, tokenizer=tokenizer, preset=preset,
+                )
+            except ServiceError as exc:
+                ui.error(exc)
+            else:
+                st.session_state[PROGRESS_RUN_KEY] = run.id
+                st.success(f"Run #{run.id} queued. Follow it on the Live progress page.",
+                           icon=":material/rocket_launch:")
+                if not summary.workers:
+                    st.info(training.START_WORKER_HINT)
+
+
+main()

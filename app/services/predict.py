@@ -1,0 +1,124 @@
+"""Predict with a trained run: one text at once in the app, a corpus or an uploaded file in
+the background (a `Run(kind="predict")` for the worker, which writes a CSV artifact)."""
+
+from __future__ import annotations
+
+import io
+import re
+import uuid
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.services import ServiceError
+from app.services.export import model_dir
+from db.models import Artifact, Run
+from db.settings import get_settings
+
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+
+
+def load_classifier(path: str | Path, device: str = "cpu"):
+    """The classifier saved in a model folder (cache it: loading takes seconds)."""
+    from list_engine import PromptClassifier
+
+    return PromptClassifier.from_pretrained(Path(path), device=device)
+
+
+def classifier_path(session: Session, run_id: int) -> Path:
+    return model_dir(session, run_id)
+
+
+def probabilities(classifier, text: str) -> pd.DataFrame:
+    """Class probabilities of one text, most likely first."""
+    text = (text or "").strip()
+    if not text:
+        raise ServiceError("Type or paste some text first.")
+    probs = classifier.predict_proba([text])[0]
+    df = pd.DataFrame({"label": list(classifier.labels), "probability": [float(p) for p in probs]})
+    return df.sort_values("probability", ascending=False).reset_index(drop=True)
+
+
+def _safe_name(name: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name or "upload.csv").name)[:80]
+    return stem or "upload.csv"
+
+
+def read_upload(data: bytes, filename: str) -> pd.DataFrame:
+    """Parse an uploaded CSV (or TSV) for prediction; clear errors for bad files."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ServiceError("The file is larger than 200 MB.")
+    if not data.strip():
+        raise ServiceError("The file is empty.")
+    sep = "\t" if filename.lower().endswith((".tsv", ".tab")) else ","
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ServiceError(
+            f"The file is not UTF-8 text (byte {exc.start}): save it as UTF-8 and upload again."
+        ) from exc
+    try:
+        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise ServiceError(f"Could not read the file as CSV: {exc}") from exc
+    if df.empty:
+        raise ServiceError("The file has no rows.")
+    return df
+
+
+def save_upload(project_id: int, data: bytes, filename: str, text_column: str) -> Path:
+    """Check the upload has the text column and store it under the data directory as CSV."""
+    df = read_upload(data, filename)
+    if text_column not in df.columns:
+        raise ServiceError(
+            f"The file has no column {text_column!r}; its columns are: {', '.join(map(str, df.columns))}."
+        )
+    folder = get_settings().data_dir / "uploads" / f"project-{project_id}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex[:8]}-{Path(_safe_name(filename)).stem}.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def start_predict(session: Session, project_id: int, source_run_id: int, *,
+                  input: str = "corpus", text_column: str = "text") -> Run:
+    """Enqueue a predict run over the project's corpus or a saved upload."""
+    from db import jobs
+
+    source = session.get(Run, source_run_id)
+    if source is None or source.project_id != project_id:
+        raise ServiceError(f"Run #{source_run_id} is not a run of this project.")
+    model_dir(session, source_run_id)  # raises when there is no model
+    if input != "corpus" and not Path(input).is_file():
+        raise ServiceError("The uploaded file is missing: upload it again.")
+    config = {"source_run_id": source_run_id, "input": input, "text_column": text_column}
+    if session.in_transaction():
+        session.commit()
+    try:
+        return jobs.enqueue(session, project_id=project_id, kind="predict", config=config)
+    except jobs.JobError as exc:
+        raise ServiceError(str(exc)) from exc
+
+
+def predict_runs(session: Session, project_id: int) -> list[Run]:
+    return list(
+        session.scalars(
+            select(Run)
+            .where(Run.project_id == project_id, Run.kind == "predict")
+            .order_by(Run.id.desc())
+        )
+    )
+
+
+def predictions_file(session: Session, run_id: int) -> Path | None:
+    art = session.scalar(
+        select(Artifact)
+        .where(Artifact.run_id == run_id, Artifact.kind == "predictions")
+        .order_by(Artifact.id.desc())
+        .limit(1)
+    )
+    if art is None or not Path(art.path).is_file():
+        return None
+    return Path(art.path)

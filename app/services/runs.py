@@ -1,0 +1,317 @@
+"""Runs of a project: list, live progress, the data behind the charts, and the queue actions
+(cancel, retry, resume) that the queue module carries out."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.services import ServiceError
+from db import queries
+from db.models import (
+    CANCELLED,
+    CANCELLING,
+    FAILED,
+    FINISHED_STATUSES,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    Artifact,
+    Label,
+    LabelClass,
+    PseudoLabel,
+    RoundMetric,
+    Run,
+    utcnow,
+)
+
+STATUS_ICONS = {
+    QUEUED: "⏳", RUNNING: "▶️", CANCELLING: "⏹️", CANCELLED: "⏹️", FAILED: "❌", SUCCEEDED: "✅",
+}
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: int
+    kind: str
+    status: str
+    progress: float
+    phase: str | None
+    current_round: int | None
+    total_rounds: int | None
+    device: str | None
+    created_at: object
+    started_at: object
+    finished_at: object
+    duration_s: float | None
+    eta_s: float | None
+    attempts: int
+    error: str | None
+    model: str | None
+    preset: str | None
+    accuracy: float | None
+
+    @property
+    def title(self) -> str:
+        what = "training" if self.kind == "train" else self.kind
+        return f"Run #{self.id} ({what})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+def duration_s(run: Run, now=None) -> float | None:
+    if run.started_at is None:
+        return None
+    end = run.finished_at or now or utcnow()
+    return max(0.0, (end - run.started_at).total_seconds())
+
+
+def eta_s(run: Run, now=None) -> float | None:
+    """Remaining seconds from the elapsed time and the progress fraction (None when unknown)."""
+    if run.status not in (RUNNING, CANCELLING) or run.started_at is None:
+        return None
+    p = float(run.progress or 0.0)
+    if p <= 0.01:
+        return None
+    elapsed = duration_s(run, now) or 0.0
+    return elapsed * (1.0 - p) / p
+
+
+def _last_accuracy(session: Session, run_id: int) -> float | None:
+    return session.scalar(
+        select(RoundMetric.accuracy)
+        .where(RoundMetric.run_id == run_id)
+        .order_by(RoundMetric.round.desc())
+        .limit(1)
+    )
+
+
+def to_row(session: Session, run: Run, now=None) -> RunRow:
+    cfg = run.config or {}
+    lc = cfg.get("list_config") or {}
+    return RunRow(
+        id=run.id, kind=run.kind, status=run.status, progress=float(run.progress or 0.0),
+        phase=run.phase, current_round=run.current_round, total_rounds=run.total_rounds,
+        device=run.device, created_at=run.created_at, started_at=run.started_at,
+        finished_at=run.finished_at, duration_s=duration_s(run, now), eta_s=eta_s(run, now),
+        attempts=run.attempts, error=run.error, model=cfg.get("model"),
+        preset=cfg.get("preset") or lc.get("preset"),
+        accuracy=_last_accuracy(session, run.id) if run.kind == "train" else None,
+    )
+
+
+def list_runs(session: Session, project_id: int, kind: str | None = None) -> list[RunRow]:
+    now = utcnow()
+    return [to_row(session, r, now) for r in queries.list_runs(session, project_id, kind=kind)]
+
+
+def get_run(session: Session, run_id: int, project_id: int | None = None) -> Run:
+    run = session.get(Run, run_id)
+    if run is None or (project_id is not None and run.project_id != project_id):
+        raise ServiceError(f"Run #{run_id} does not exist (any more).")
+    session.refresh(run)
+    return run
+
+
+def train_runs(session: Session, project_id: int, statuses=None) -> list[Run]:
+    stmt = select(Run).where(Run.project_id == project_id, Run.kind == "train")
+    if statuses:
+        stmt = stmt.where(Run.status.in_(statuses))
+    return list(session.scalars(stmt.order_by(Run.id.desc())))
+
+
+# ----------------------------------------------------------------------------- actions
+
+
+def cancel_run(session: Session, run_id: int) -> Run:
+    from db import jobs
+
+    run = get_run(session, run_id)
+    if run.status in FINISHED_STATUSES:
+        raise ServiceError(f"Run #{run_id} has already finished ({run.status}).")
+    try:
+        jobs.request_cancel(session, run_id)
+    except jobs.JobError as exc:
+        raise ServiceError(str(exc)) from exc
+    return get_run(session, run_id)
+
+
+def retry_run(session: Session, run_id: int) -> Run:
+    """Queue a failed or cancelled run again (from scratch)."""
+    from db import jobs
+
+    run = get_run(session, run_id)
+    if run.status not in (FAILED, CANCELLED):
+        raise ServiceError(f"Only failed or cancelled runs can be retried (#{run_id} is {run.status}).")
+    try:
+        jobs.retry(session, run_id)
+    except jobs.JobError as exc:
+        raise ServiceError(str(exc)) from exc
+    return get_run(session, run_id)
+
+
+def resume_run(session: Session, run_id: int) -> Run:
+    """Queue a failed or cancelled run again, continuing after its last finished round."""
+    from db import jobs
+
+    run = get_run(session, run_id)
+    if run.status not in (FAILED, CANCELLED):
+        raise ServiceError(f"Only failed or cancelled runs can be resumed (#{run_id} is {run.status}).")
+    if last_checkpoint_round(session, run_id) is None:
+        raise ServiceError(
+            f"Run #{run_id} has no finished round to resume from: retry it instead."
+        )
+    try:
+        jobs.resume(session, run_id)
+    except jobs.JobError as exc:
+        raise ServiceError(str(exc)) from exc
+    return get_run(session, run_id)
+
+
+def last_checkpoint_round(session: Session, run_id: int) -> int | None:
+    art = queries.latest_checkpoint(session, run_id)
+    return None if art is None else art.round
+
+
+def allowed_actions(session: Session, run: Run | RunRow) -> list[str]:
+    if run.status in (QUEUED, RUNNING):
+        return ["cancel"]
+    actions = []
+    if queries.can_retry(session, run.id):
+        actions.append("retry")
+    if queries.can_resume(session, run.id):
+        actions.append("resume")
+    return actions
+
+
+# ----------------------------------------------------------------------------- chart data
+
+
+def round_metrics(session: Session, run_id: int) -> list[dict]:
+    return [
+        {
+            "round": m.round,
+            "accuracy": m.accuracy,
+            "macro_f1": m.macro_f1,
+            "pseudo_label_accuracy": m.pseudo_label_accuracy,
+            "details": m.details or {},
+        }
+        for m in queries.round_metrics(session, run_id)
+    ]
+
+
+def step_losses(session: Session, run_id: int) -> list[dict]:
+    return [
+        {"round": r.round, "phase": r.phase, "step": r.step, "global_step": r.global_step,
+         "loss": r.loss, "lr": r.lr}
+        for r in queries.step_losses(session, run_id)
+        if r.loss is not None and math.isfinite(r.loss)
+    ]
+
+
+def meta_weights(session: Session, run_id: int) -> dict[int, list[float]]:
+    """Round -> the meta weights of its pseudo-labels (those that were in a meta batch)."""
+    out: dict[int, list[float]] = {}
+    for row in queries.pseudo_label_weights(session, run_id):
+        w = row["meta_weight"]
+        if w is not None and math.isfinite(w):
+            out.setdefault(row["round"], []).append(float(w))
+    return dict(sorted(out.items()))
+
+
+def pseudo_label_accuracy(session: Session, run_id: int) -> list[dict]:
+    """Per round: share of pseudo-labels that agree with the imported gold label (rounds
+    with gold only). Prefers the worker's figure; falls back to counting."""
+    from_metrics = {
+        m["round"]: m["pseudo_label_accuracy"]
+        for m in round_metrics(session, run_id)
+        if m["pseudo_label_accuracy"] is not None
+    }
+    hits: Counter = Counter()
+    totals: Counter = Counter()
+    for row in queries.pseudo_label_weights(session, run_id):
+        if row["correct"] is not None:
+            totals[row["round"]] += 1
+            hits[row["round"]] += int(row["correct"])
+    rounds = sorted(set(totals) | set(from_metrics))
+    return [
+        {
+            "round": r,
+            "accuracy": from_metrics.get(r, hits[r] / totals[r] if totals[r] else None),
+            "n": totals[r],
+        }
+        for r in rounds
+    ]
+
+
+def pseudo_rounds(session: Session, run_id: int) -> list[int]:
+    return queries.pseudo_label_rounds(session, run_id)
+
+
+def class_distribution(session: Session, run: Run, round_: int | None = None) -> dict[str, dict[str, int]]:
+    """{"labels": {class: n training labels}, "pseudo": {class: n pseudo-labels of the round}}."""
+    rounds = pseudo_rounds(session, run.id)
+    if round_ is None and rounds:
+        round_ = rounds[-1]
+    labels = dict(
+        session.execute(
+            select(LabelClass.name, func.count())
+            .join(Label, Label.label_class_id == LabelClass.id)
+            .where(Label.project_id == run.project_id, Label.held_out.is_(False))
+            .group_by(LabelClass.name)
+        ).all()
+    )
+    pseudo: dict[str, int] = {}
+    if round_ is not None:
+        pseudo = dict(
+            session.execute(
+                select(PseudoLabel.label, func.count())
+                .where(PseudoLabel.run_id == run.id, PseudoLabel.round == round_)
+                .group_by(PseudoLabel.label)
+            ).all()
+        )
+    order = list((run.config or {}).get("verbalizer", {}).keys()) or sorted(set(labels) | set(pseudo))
+    return {
+        "labels": {c: int(labels.get(c, 0)) for c in order},
+        "pseudo": {c: int(pseudo.get(c, 0)) for c in order},
+        "round": round_,
+    }
+
+
+def latest_confusion(session: Session, run_id: int) -> dict | None:
+    """The confusion matrix of the latest evaluated round: {"round", "labels", "matrix"}."""
+    for m in reversed(round_metrics(session, run_id)):
+        d = m["details"]
+        if d.get("confusion") and d.get("labels"):
+            return {"round": m["round"], "labels": list(d["labels"]), "matrix": d["confusion"]}
+    return None
+
+
+def model_artifact(session: Session, run_id: int) -> Artifact | None:
+    return queries.model_artifact(session, run_id)
+
+
+def progress_text(run: Run | RunRow) -> str:
+    """One line: where the run is (round, phase, step) for the progress bar."""
+    if run.status == QUEUED:
+        return "Waiting for a worker"
+    parts = []
+    if run.kind == "train" and run.current_round is not None:
+        if run.current_round == 0:
+            parts.append("Teacher (round 0)")
+        else:
+            parts.append(f"Round {run.current_round} of {run.total_rounds or '?'}")
+    if run.phase:
+        parts.append(str(run.phase))
+    step = getattr(run, "step", None)
+    total = getattr(run, "total_steps", None)
+    if step is not None and total:
+        parts.append(f"step {step}/{total}")
+    parts.append(f"{100 * float(run.progress or 0):.0f} %")
+    return " · ".join(parts)
