@@ -302,6 +302,11 @@ class PromptClassifier:
                    adapter=adapter, max_length=max_length, device=dev,
                    mlm_head_pretrained=pretrained, trainable_names=trainable, bf16=bf16)
 
+    def to(self, device: str | torch.device) -> PromptClassifier:
+        self.device = resolve_device(device)
+        self.module.to(self.device)
+        return self
+
     # -- basic properties -------------------------------------------------------------------
     @property
     def labels(self) -> list[str]:

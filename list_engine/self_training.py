@@ -1,6 +1,384 @@
-"""Placeholder: replaced by the LiST trainer."""
+"""LiSTTrainer: teacher prompt-tuning, then rounds of meta re-weighted self-training.
+
+train() is a fixed sequence of named steps per round:
+    round 0   : fresh adapters/head -> teacher phase (labels)            -> eval -> checkpoint
+    round r>0 : pseudo-label a sample (current model = teacher, one batched pass)
+                -> fresh student (same frozen backbone, new adapters/head)
+                -> KD warm-up (uniform weights) -> meta re-weighted steps -> labelled steps
+                -> eval -> checkpoint
+The teacher and the student share ONE backbone: the teacher's trainable tensors are a state
+dict kept in memory. Every round draws its randomness from (seed, round) only, so a run
+resumed from `round-{r}` continues exactly like an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .callbacks import Callback, CallbackList, PseudoLabelEvent, StepEvent, TrainResult
+from .config import LiSTConfig
+from .modeling import Encoded, PromptClassifier, resolve_device
+from .prompts import Example
+from .reweighting import directional_derivative, labeled_gradient, normalize_weights
+from .training import BatchStream, Stepper, ce_loss, kd_loss_per_example, make_optimizer
+
+logger = logging.getLogger(__name__)
+
+STATE_NAME = "state.safetensors"
+TRAINER_STATE_NAME = "trainer_state.json"
 
 
-class LiSTTrainer:  # pragma: no cover
-    def __init__(self, classifier, config, labeled, unlabeled, eval=None, callbacks=()):
-        raise NotImplementedError
+class _Stopped(Exception):
+    pass
+
+
+def round_seed(seed: int, round_index: int) -> int:
+    """The seed of one round, a pure function of (seed, round)."""
+    return int(np.random.SeedSequence([int(seed), int(round_index)]).generate_state(1)[0])
+
+
+def _fingerprint(examples: list[Example]) -> str:
+    digest = hashlib.sha256()
+    for ex in examples:
+        digest.update(json.dumps([ex.text, ex.text_b, ex.label]).encode())
+    return digest.hexdigest()
+
+
+class LiSTTrainer:
+    def __init__(self, classifier: PromptClassifier, config: LiSTConfig,
+                 labeled: list[Example], unlabeled: list[Example],
+                 eval: list[Example] | None = None, callbacks: list[Callback] | tuple = ()):
+        if not isinstance(config, LiSTConfig):
+            raise TypeError("config must be a LiSTConfig (LiSTConfig.preset('quick') ...)")
+        if classifier.mode != config.mode:
+            raise ValueError(f"config.mode={config.mode!r} but the classifier was created with "
+                             f"mode={classifier.mode!r}")
+        if classifier.merged:
+            raise ValueError("cannot train a classifier whose adapters were merged")
+        if not labeled:
+            raise ValueError("no labelled examples")
+        labels = set(classifier.labels)
+        bad = sorted({str(ex.label) for ex in labeled if ex.label not in labels})
+        if bad:
+            raise ValueError(f"labelled examples with unknown label(s) {bad}; the verbalizer "
+                             f"defines {classifier.labels}")
+        if config.self_training and config.rounds > 0 and not unlabeled:
+            raise ValueError("self-training needs unlabelled examples (or self_training=False)")
+        self.classifier = classifier
+        self.config = config
+        self.labeled = list(labeled)
+        self.unlabeled = list(unlabeled or [])
+        self.eval_examples = list(eval) if eval else None
+        self.callbacks = CallbackList(callbacks)
+        if config.device != "auto" or classifier.device != resolve_device(config.device):
+            classifier.to(resolve_device(config.device))
+        classifier.bf16 = config.bf16
+        classifier.max_length = config.max_length
+        # Tokenise everything once (the reference re-tokenised at every sampling).
+        self._lab_enc = classifier.encode(self.labeled)
+        self._lab_y = torch.tensor([classifier.labels.index(ex.label) for ex in self.labeled])
+        self._unl_enc = classifier.encode(self.unlabeled) if config.active_rounds else []
+        self._params = classifier.trainable_parameters()
+        self.global_step = 0
+        self.meta_stats: list[dict] = []
+
+    def add_callback(self, callback: Callback) -> None:
+        self.callbacks.add(callback)
+
+    # -- the run ----------------------------------------------------------------------------
+    def train(self, checkpoint_dir: str | Path | None = None,
+              resume_from: str | Path | None = None) -> TrainResult:
+        cfg = self.config
+        metrics: list[dict] = []
+        start = 0
+        if resume_from is not None:
+            start, metrics = self._load_checkpoint(Path(resume_from))
+            start += 1
+        per_round = cfg.unlabeled_steps + cfg.labeled_steps
+        self.global_step = 0 if start == 0 else cfg.teacher_steps + (start - 1) * per_round
+        trainable, total = self.classifier.parameter_counts()
+        self.callbacks.trigger("on_train_start", {
+            "total_steps": cfg.total_steps, "start_step": self.global_step,
+            "rounds": cfg.active_rounds, "start_round": start,
+            "n_labeled": len(self.labeled), "n_unlabeled": len(self.unlabeled),
+            "trainable_parameters": trainable, "total_parameters": total,
+            "mlm_head_pretrained": self.classifier.mlm_head_pretrained,
+            "mode": cfg.mode, "config": cfg.to_dict(),
+        })
+        last_state = self.classifier.trainable_state() if start > 0 else None
+        status, completed = "completed", start - 1
+        try:
+            for r in range(start, cfg.active_rounds + 1):
+                self.callbacks.trigger("on_round_start", r)
+                round_metrics = self._run_round(r)
+                round_metrics.update(self._evaluate())
+                round_metrics["round"] = r
+                metrics.append(round_metrics)
+                self.callbacks.trigger("on_evaluate", r, round_metrics)
+                last_state = self.classifier.trainable_state()
+                completed = r
+                ckpt = None
+                if checkpoint_dir is not None:
+                    ckpt = self._save_checkpoint(Path(checkpoint_dir), r, metrics)
+                self.callbacks.trigger("on_round_end", r, ckpt)
+        except _Stopped:
+            status = "stopped"
+            if last_state is not None:  # back to the last finished round
+                self.classifier.load_trainable_state(last_state)
+            logger.info("training stopped by a callback after round %s", completed)
+        self.classifier.module.eval()
+        self.classifier.metrics = {"rounds": metrics}
+        result = TrainResult(status=status, metrics=metrics,
+                             rounds_completed=max(0, completed), classifier=self.classifier,
+                             meta_stats=self.meta_stats)
+        self.callbacks.trigger("on_train_end", result)
+        return result
+
+    def _run_round(self, r: int) -> dict:
+        cfg = self.config
+        seed = round_seed(cfg.seed, r)
+        torch.manual_seed(seed)  # dropout (and CUDA) randomness of this round
+        rng = np.random.default_rng(seed)
+        gen = torch.Generator().manual_seed(seed)
+        if r == 0:
+            self.classifier.reset_trainable(gen)
+            stepper = self._stepper(cfg.teacher_lr, cfg.teacher_steps)
+            lab = BatchStream(len(self._lab_enc), cfg.labeled_batch_size, rng)
+            self._labeled_phase(r, "teacher", cfg.teacher_steps, lab, stepper)
+            return {}
+        # (b) pseudo-labels from the current model (the teacher), one batched pass
+        pool = len(self._unl_enc)
+        n = pool if cfg.unlabeled_sample_size is None else min(pool, cfg.unlabeled_sample_size)
+        sample = np.sort(rng.choice(pool, size=n, replace=False))
+        probs = self.classifier.predict_encoded([self._unl_enc[i] for i in sample],
+                                                cfg.eval_batch_size)
+        kept = (probs.max(1) >= cfg.confidence_threshold if cfg.confidence_threshold
+                else np.ones(n, dtype=bool))
+        gold = [self.unlabeled[i].label for i in sample]
+        gold_acc = None
+        if all(g is not None for g in gold) and n:
+            pred = [self.classifier.labels[j] for j in probs.argmax(1)]
+            gold_acc = float(np.mean([p == g for p, g in zip(pred, gold, strict=True)]))
+        # (a) fresh student on the same backbone
+        self.classifier.reset_trainable(gen)
+        stepper = self._stepper(cfg.student_lr, cfg.unlabeled_steps + cfg.labeled_steps)
+        weight_sum = np.zeros(n)
+        weight_cnt = np.zeros(n)
+        stats = {"round": r, "meta_steps": 0, "skipped": 0, "uniform": 0, "kd_time": 0.0,
+                 "meta_time": 0.0, "kd_steps": 0}
+        kept_idx = np.flatnonzero(kept)
+        if len(kept_idx) == 0:
+            logger.warning("round %d: no pseudo-label passes the confidence threshold %s; "
+                           "skipping the unlabelled phase", r, cfg.confidence_threshold)
+            self._advance_skipped(r, stepper)
+        else:
+            self._unlabeled_phase(r, sample, kept_idx, probs, stepper, rng, weight_sum,
+                                  weight_cnt, stats)
+        lab = BatchStream(len(self._lab_enc), cfg.labeled_batch_size, rng)
+        self._labeled_phase(r, "labeled", cfg.labeled_steps, lab, stepper)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            weights = np.where(weight_cnt > 0, weight_sum / np.maximum(weight_cnt, 1), np.nan)
+        ids = [self.unlabeled[i].id if self.unlabeled[i].id is not None else int(i)
+               for i in sample]
+        self.callbacks.trigger("on_pseudo_labels", PseudoLabelEvent(
+            round=r, ids=ids, probs=probs, labels=[self.classifier.labels[j]
+                                                   for j in probs.argmax(1)],
+            weights=weights, gold_accuracy=gold_acc, kept=kept))
+        self.meta_stats.append(stats)
+        out = {"pseudo_label_accuracy": gold_acc, "n_pseudo_labeled": int(n),
+               "n_pseudo_kept": int(kept.sum()), "meta_zero_batches": stats["skipped"]
+               + stats["uniform"]}
+        if stats["kd_steps"] and stats["meta_steps"]:
+            out["meta_step_overhead"] = (stats["meta_time"] / stats["meta_steps"]) / (
+                stats["kd_time"] / stats["kd_steps"])
+        return out
+
+    # -- phases -----------------------------------------------------------------------------
+    def _stepper(self, lr: float, steps: int) -> Stepper:
+        params = list(self._params.values())
+        optimizer, scheduler = make_optimizer(params, lr, steps, self.config)
+        return Stepper(optimizer, scheduler, params, self.config.grad_clip)
+
+    def _emit(self, r: int, phase: str, step: int, phase_steps: int, loss: float, lr: float,
+              **extra) -> None:
+        self.global_step += 1
+        total = max(1, self.config.total_steps)
+        self.callbacks.trigger("on_step", StepEvent(
+            round=r, phase=phase, step=step, phase_steps=phase_steps,
+            global_step=self.global_step, total_steps=total, loss=float(loss), lr=lr,
+            progress=min(1.0, self.global_step / total), extra=extra))
+        if self.callbacks.should_stop():
+            raise _Stopped
+
+    def _batch(self, encoded: list[Encoded], idx) -> dict[str, torch.Tensor]:
+        return self.classifier.collate([encoded[i] for i in idx])
+
+    def _labeled_phase(self, r: int, phase: str, steps: int, stream: BatchStream,
+                       stepper: Stepper) -> None:
+        module = self.classifier.module
+        for step in range(1, steps + 1):
+            module.train()
+            idx = stream.next()
+            logits = self.classifier.logits(self._batch(self._lab_enc, idx))
+            loss = ce_loss(logits, self._lab_y[idx].to(logits.device))
+            lr = stepper.step(loss)
+            self._emit(r, phase, step, steps, loss.item(), lr)
+
+    def _advance_skipped(self, r: int, stepper: Stepper) -> None:
+        for step in range(1, self.config.unlabeled_steps + 1):
+            lr = stepper.step(None)
+            self._emit(r, "kd", step, self.config.unlabeled_steps, 0.0, lr, skipped=True)
+
+    def _unlabeled_phase(self, r, sample, kept_idx, probs, stepper, rng, weight_sum,
+                         weight_cnt, stats) -> None:
+        cfg = self.config
+        clf = self.classifier
+        module = clf.module
+        enc = [self._unl_enc[sample[i]] for i in kept_idx]  # positions into `kept_idx`
+        targets = torch.from_numpy(probs[kept_idx]).float().to(clf.device)
+        unl = BatchStream(len(enc), cfg.unlabeled_batch_size, rng)
+        meta = BatchStream(len(self._lab_enc), cfg.meta_batch_size, rng)
+        kd_steps = cfg.kd_steps
+        steps = cfg.unlabeled_steps
+        for step in range(1, steps + 1):
+            t0 = time.perf_counter()
+            idx = unl.next()
+            batch = self._batch(enc, idx)
+            target = targets[idx]
+            phase = "kd" if step <= kd_steps else "meta"
+            extra: dict = {}
+            if phase == "kd":
+                weights = torch.full((len(idx),), 1.0 / len(idx), device=clf.device)
+                status = "ok"
+            else:
+                weights, status, sims = self._meta_weights(batch, target, meta.next())
+                if status != "ok":
+                    stats[status] += 1
+                extra = {"status": status, "n_positive": int((sims > 0).sum())}
+                w = weights.detach().cpu().numpy()
+                pos = kept_idx[idx]
+                np.add.at(weight_sum, pos, w)
+                np.add.at(weight_cnt, pos, 1)
+            module.train()
+            if status == "skipped":  # every weight clamped to 0: no update from this batch
+                lr = stepper.step(None)
+                loss_value = 0.0
+            else:
+                per_example = kd_loss_per_example(clf.logits(batch), target, cfg.kd_temperature)
+                loss = (weights * per_example).sum()
+                lr = stepper.step(loss)
+                loss_value = loss.item()
+            elapsed = time.perf_counter() - t0
+            if phase == "kd":
+                stats["kd_steps"] += 1
+                stats["kd_time"] += elapsed
+            else:
+                stats["meta_steps"] += 1
+                stats["meta_time"] += elapsed
+            self._emit(r, phase, step if phase == "kd" else step - kd_steps,
+                       kd_steps if phase == "kd" else steps - kd_steps, loss_value, lr, **extra)
+
+    def _meta_weights(self, batch, target, meta_idx):
+        """Weights of one pseudo-labelled batch from <grad L_lab, grad l_i> (eval mode: the
+        directional derivative is taken without dropout noise)."""
+        cfg = self.config
+        clf = self.classifier
+        module = clf.module
+        module.eval()
+        params = self._params
+        lab_batch = self._batch(self._lab_enc, meta_idx)
+        lab_y = self._lab_y[meta_idx].to(clf.device)
+        g = labeled_gradient(lambda: ce_loss(clf.logits(lab_batch), lab_y), params)
+
+        def per_example(p):
+            with clf.autocast():
+                logits = torch.func.functional_call(module, p, kwargs=batch).float()
+            return kd_loss_per_example(logits, target, cfg.kd_temperature)
+
+        base = {k: v.detach() for k, v in params.items()}
+        sims, _ = directional_derivative(per_example, base, g, cfg.meta_method, cfg.meta_fd_eps)
+        weights, status = normalize_weights(sims, cfg.zero_weight_policy)
+        return weights, status, sims
+
+    def _evaluate(self) -> dict:
+        if not self.eval_examples:
+            return {}
+        return self.classifier.evaluate(self.eval_examples, self.config.eval_batch_size)
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def _save_checkpoint(self, root: Path, r: int, metrics: list[dict]) -> Path:
+        from safetensors.torch import save_file
+
+        from . import __version__
+
+        final = root / f"round-{r}"
+        tmp = root / f".round-{r}.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        state = {f"model.{k}": v.detach().cpu().contiguous()
+                 for k, v in self.classifier.trainable_state().items()}
+        state["rng.torch"] = torch.get_rng_state()
+        save_file(state, str(tmp / STATE_NAME), metadata={"format": "pt"})
+        info = {
+            "round": r, "global_step": self.global_step, "config": self.config.to_dict(),
+            "metrics": metrics, "meta_stats": self.meta_stats, "library_version": __version__,
+            "labeled_sha256": _fingerprint(self.labeled),
+            "unlabeled_sha256": _fingerprint(self.unlabeled),
+            "classifier": self.classifier.config_dict(metrics={}),
+            "rng_numpy_seed": round_seed(self.config.seed, r + 1),
+        }
+        (tmp / TRAINER_STATE_NAME).write_text(json.dumps(_json_safe(info), indent=2,
+                                                         sort_keys=True))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        return final
+
+    def _load_checkpoint(self, path: Path) -> tuple[int, list[dict]]:
+        from safetensors.torch import load_file
+
+        info_file = path / TRAINER_STATE_NAME
+        if not info_file.is_file():
+            raise FileNotFoundError(f"{info_file} not found: not a LiST round checkpoint")
+        info = json.loads(info_file.read_text())
+        saved = LiSTConfig.from_dict(info["config"])
+        ignore = {"device", "bf16", "eval_batch_size", "rounds"}
+        diff = sorted(k for k, v in saved.to_dict().items()
+                      if k not in ignore and self.config.to_dict().get(k) != v)
+        if diff:
+            raise ValueError(f"checkpoint {path} was made with a different config ({diff}); "
+                             "resume needs the same settings")
+        if info.get("labeled_sha256") != _fingerprint(self.labeled) or info.get(
+                "unlabeled_sha256") != _fingerprint(self.unlabeled):
+            raise ValueError(f"checkpoint {path} was made on different data; resume needs the "
+                             "same labelled and unlabelled examples")
+        state = load_file(str(path / STATE_NAME))
+        self.classifier.load_trainable_state(
+            {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
+        if "rng.torch" in state:
+            torch.set_rng_state(state["rng.torch"])
+        self.meta_stats = list(info.get("meta_stats", []))
+        return int(info["round"]), list(info.get("metrics", []))
+
+
+def _json_safe(obj):
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj

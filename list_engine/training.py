@@ -1,0 +1,78 @@
+"""Supervised building blocks: losses, batch streams, optimizer + schedule, one step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .config import LiSTConfig
+
+
+def kd_loss_per_example(student_logits: torch.Tensor, teacher_probs: torch.Tensor,
+                        temperature: float = 1.0) -> torch.Tensor:
+    """KL(p_teacher || p_student) per example: (B, C), (B, C) -> (B,)."""
+    if temperature != 1.0:
+        teacher_probs = torch.softmax(torch.log(teacher_probs.clamp_min(1e-12)) / temperature, -1)
+    log_student = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    log_teacher = torch.log(teacher_probs.clamp_min(1e-12))
+    return (teacher_probs * (log_teacher - log_student)).sum(-1)
+
+
+def ce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits.float(), labels)
+
+
+class BatchStream:
+    """Endless batches of indices 0..n-1: a fresh permutation per epoch, from `rng`."""
+
+    def __init__(self, n: int, batch_size: int, rng: np.random.Generator):
+        if n <= 0:
+            raise ValueError("cannot draw batches from an empty set")
+        self.n, self.batch_size, self.rng = n, batch_size, rng
+        self.buffer: list[int] = []
+
+    def next(self) -> list[int]:
+        while len(self.buffer) < self.batch_size:
+            self.buffer.extend(self.rng.permutation(self.n).tolist())
+        batch, self.buffer = self.buffer[: self.batch_size], self.buffer[self.batch_size :]
+        return batch
+
+
+def make_optimizer(params: list[torch.nn.Parameter], lr: float, total_steps: int,
+                   config: LiSTConfig):
+    """AdamW + linear decay to 0 over `total_steps`, no warm-up (the reference schedule)."""
+    optimizer = torch.optim.AdamW(params, lr=lr, betas=tuple(config.adam_betas),
+                                  eps=config.adam_eps, weight_decay=config.weight_decay)
+    total = max(1, total_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: max(0.0, 1.0 - step / total))
+    return optimizer, scheduler
+
+
+@dataclass
+class Stepper:
+    """Backward + clip + step + schedule for one optimizer."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    params: list[torch.nn.Parameter]
+    grad_clip: float | None
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def step(self, loss: torch.Tensor | None) -> float:
+        """Apply one update from `loss` (None: no update, the schedule still advances)."""
+        lr = self.lr
+        if loss is not None:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+            self.optimizer.step()
+        self.scheduler.step()
+        return lr
