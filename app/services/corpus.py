@@ -147,8 +147,8 @@ def _read_jsonl(text: str) -> pd.DataFrame:
                 f"Malformed JSONL: line {number:,} is a JSON {type(record).__name__}, "
                 'not an object such as {"text": "..."}.'
             )
-        records.append(record)
-    return pd.DataFrame.from_records(records)
+        records.append({str(k): _cell_to_str(v) for k, v in record.items()})
+    return pd.DataFrame.from_records(records).astype(object)
 
 
 def _read_parquet(data: bytes) -> pd.DataFrame:
