@@ -114,6 +114,7 @@ def summarize_fewshot(runs: list[dict]) -> dict[tuple[str, str, int], dict[str, 
                 "total_params": rs[0].get("total_params"),
                 "n_unlabeled": rs[0].get("n_unlabeled"), "n_test": rs[0].get("n_test"),
                 "note": next((r["note"] for r in rs if r.get("note")), ""),
+                "wall_s": [r.get("wall_s") or 0.0 for r in rs],
             }
     return out
 
@@ -155,7 +156,13 @@ def _fewshot_md(data: dict) -> list[str]:
                 f"| {spec.title} | {_pct(s['accuracy'])} | {_pct(s['macro_f1'])} | "
                 f"{len(s['seeds'])} | {_num(s['train_s'], '{:.1f}')} | "
                 f"{_num(s['peak_rss_mb'])} | {params} | {s['note']} |")
-        lines += [""] + _aims_fewshot(ds, methods) + [""]
+        total = sum(sum(s["wall_s"]) for s in methods.values())
+        per_seed = sum(statistics.fmean(s["wall_s"]) for s in methods.values())
+        lines += ["", f"Wall time of these runs (process start, training, evaluation): "
+                      f"{total / 60:.1f} min; one seed of the {len(methods)} methods run takes "
+                      f"about {per_seed / 60:.1f} min, so 5 seeds about "
+                      f"{5 * per_seed / 60:.0f} min (estimate).", ""]
+        lines += _aims_fewshot(ds, methods) + [""]
     errors = [r for r in runs if r.get("error")]
     if errors:
         lines.append("Failed runs:")
@@ -239,11 +246,15 @@ def _speed_md(data: dict) -> list[str]:
         lines += ["Estimates (not measured: step counts of the preset × median step times "
                   "measured above):", ""]
         lines += [f"- {r['model']} / {r['device']} / preset `{r['preset']}`: about "
-                  f"{r['estimated_s'] / 60:.0f} min ({r['basis']})" for r in est]
+                  f"{_duration(r['estimated_s'])} ({r['basis']})" for r in est]
         lines.append("")
     errors = [r for r in data["speed"]["runs"] if r.get("error")]
     lines += [f"- failed: {r.get('section')} {r.get('preset', '')} {r['error']}" for r in errors]
     return lines
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def render(files: list[Path]) -> str:

@@ -179,7 +179,8 @@ def estimate_preset(measured: dict[str, Any], preset: str, n_unlabeled: int,
 
 def run_speed(model: str, tasks: dict[str, TaskData], *, model_name: str | None = None,
               devices: list[str], presets: list[str], n_sentences: int = 512,
-              n_articles: int = 128, batch_size: int = 64, n_unlabeled: int = 2000,
+              n_articles: int = 128, batch_size: int = 64, n_labeled: int = 30,
+              n_unlabeled: int = 2000,
               overrides: dict | None = None, repeats: int = 2, isolate: bool = True,
               output: Path | None = None, log=print) -> list[dict]:
     """``tasks``: {"mr": TaskData, "bbc": TaskData} (either may be missing)."""
@@ -213,7 +214,7 @@ def run_speed(model: str, tasks: dict[str, TaskData], *, model_name: str | None 
                 f"{rec['plain']['texts_s']:.1f} texts/s, ratio {rec['ratio']:.2f}"))
         if "mr" not in tasks:
             continue
-        split = make_split(tasks["mr"], 0, 30, max_unlabeled=n_unlabeled, max_test=1)
+        split = make_split(tasks["mr"], 0, n_labeled, max_unlabeled=n_unlabeled, max_test=1)
         measured = None
         for preset in presets:
             rec = run_isolated(list_run, {
@@ -245,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-sentences", type=int, default=512, help="MR sentences for inference")
     p.add_argument("--n-articles", type=int, default=128, help="BBC articles for inference")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--n-labeled", type=int, default=30, help="labelled MR sentences")
     p.add_argument("--n-unlabeled", type=int, default=2000, help="unlabelled MR sentences")
     p.add_argument("--repeats", type=int, default=2, help="inference timings: best of N")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -271,7 +273,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     records = run_speed(args.model, tasks, devices=devices,
                         presets=[p for p in args.presets.split(",") if p],
                         n_sentences=args.n_sentences, n_articles=args.n_articles,
-                        batch_size=args.batch_size, n_unlabeled=args.n_unlabeled,
+                        batch_size=args.batch_size, n_labeled=args.n_labeled,
+                        n_unlabeled=args.n_unlabeled,
                         overrides=parse_overrides(args.overrides), repeats=args.repeats,
                         isolate=not args.no_isolate, output=output,
                         log=lambda s: print(s, flush=True))

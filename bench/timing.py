@@ -19,7 +19,7 @@ class PhaseTimer(Callback):
     by where they sit: ``setup`` (before the teacher's first step), ``pseudo_label`` (from a
     student round's start to its first step: teacher inference on the unlabelled sample and the
     student's fresh adapters), ``eval_checkpoint`` (after a round's last step: evaluation and
-    the round checkpoint), ``other``.
+    the round checkpoint), ``other`` (the rest, e.g. emitting the pseudo-label report).
     """
 
     def __init__(self) -> None:
@@ -67,8 +67,6 @@ class PhaseTimer(Callback):
                         step_times.setdefault(phase, []).append(dt)
                 else:
                     name = "setup" if rnd == 0 else "pseudo_label"
-            elif kind in ("pseudo_labels",):
-                name = "pseudo_label"
             elif kind in ("evaluate", "round_end") and prev[1] in ("step", "evaluate"):
                 name = "eval_checkpoint"
             elif kind == "round_start" and prev[1] == "train_start":

@@ -48,11 +48,14 @@ def test_fewshot_cli_all_methods(tmp_path, tiny_data, tiny_bert_dir):
         assert 0.0 <= r["accuracy"] <= 1.0 and 0.0 <= r["macro_f1"] <= 1.0
         assert r["n_labeled"] == 8 and r["n_test"] == 8
     zero = next(r for r in records if r["method"] == "zero_shot")
-    assert zero["train_s"] == 0 and "meaningless" in zero["note"]  # tiny BERT: untrained head
+    assert zero["train_s"] == 0
+    # the tiny BERT checkpoint has an MLM head (random, but present), so no "meaningless" mark
+    assert zero["mlm_head_pretrained"] and "meaningless" not in zero["note"]
     saved = report.load_results(out)
     assert len(saved["fewshot"]["runs"]) == len(records)
     md = (tmp_path / "RESULTS.md").read_text()
-    assert "LiST (quick preset)" in md and "not run" not in md.split("Aims")[0]
+    table = md.split("Aims")[0]
+    assert "LiST (quick preset)" in table and "| not run |" not in table, table
 
     # --resume skips what is already there
     again = fewshot.main(["--data", "mr", "--model", str(tiny_bert_dir), "--seeds", "1",
@@ -80,7 +83,7 @@ def test_speed_smoke(tmp_path, tiny_data, tiny_bert_dir):
     overrides = {k: v for k, v in TINY.items() if k != "device"}
     records = speed.main([
         "--model", str(tiny_bert_dir), "--devices", "cpu", "--presets", "quick",
-        "--n-sentences", "16", "--n-articles", "8", "--batch-size", "4", "--n-unlabeled", "12",
+        "--n-sentences", "16", "--n-articles", "8", "--batch-size", "4", "--n-labeled", "8", "--n-unlabeled", "12",
         "--repeats", "1", "--no-isolate", "--output", str(out), *_sets(overrides),
     ])
     errors = [r for r in records if r.get("error")]
