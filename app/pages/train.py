@@ -56,9 +56,9 @@ def _knobs(preset: str) -> tuple[dict, int | None]:
 def _evaluation_section(s, project_id: int, counts) -> str:
     st.subheader("Evaluation set")
     options = {
-        "auto": "Automatic (held-out labels, else gold labels)",
-        "gold": f"Gold labels from the import ({counts.gold} documents)",
-        "held_out": f"Held-out labels ({counts.held_out_total})",
+        "auto": "Automatic (held-out labels and gold labels)",
+        "gold": f"Gold labels from the import ({counts.gold_unlabelled} unlabelled documents)",
+        "held_out": f"Held-out labels only ({counts.held_out_total})",
         "none": "None",
     }
     source = st.radio("Measure accuracy on", list(options), format_func=options.get,

@@ -55,6 +55,38 @@ def model_dir(session: Session, run_id: int) -> Path:
     return path
 
 
+def label_ordered_config(config: dict) -> dict:
+    """The adapter config with its verbalizer in class order (`labels`).
+
+    `adapter_config.json` is written with sorted keys, which sorts the verbalizer's label
+    names; `from_pretrained` takes the class order from the verbalizer, so without this the
+    reloaded model's `labels` are permuted against its probability columns."""
+    labels, verbalizer = config.get("labels"), config.get("verbalizer")
+    if not labels or not isinstance(verbalizer, dict) or list(verbalizer) == list(labels):
+        return config
+    if set(labels) != set(verbalizer):
+        return config
+    return {**config, "verbalizer": {name: verbalizer[name] for name in labels}}
+
+
+def write_adapter_config(folder: Path, config: dict) -> None:
+    """Write adapter_config.json keeping the verbalizer's (class) order."""
+    (folder / "adapter_config.json").write_text(json.dumps(config, indent=2))
+
+
+def loadable_dir(folder: Path, scratch: Path) -> Path:
+    """`folder`, or a copy in `scratch` whose adapter_config.json keeps the class order
+    (see `label_ordered_config`)."""
+    config = json.loads((folder / "adapter_config.json").read_text())
+    fixed = label_ordered_config(config)
+    if fixed is config:
+        return folder
+    scratch.mkdir(parents=True, exist_ok=True)
+    shutil.copy(folder / "adapter_model.safetensors", scratch / "adapter_model.safetensors")
+    write_adapter_config(scratch, fixed)
+    return scratch
+
+
 def _fmt(x) -> str:
     return "-" if x is None else f"{100 * float(x):.1f} %"
 
@@ -165,16 +197,23 @@ def build_export(session: Session, run_id: int, *, merged: bool = False,
         tmp_zip, "w", compression=zipfile.ZIP_DEFLATED
     ) as zf:
         for f in sorted(src.rglob("*")):
-            if f.is_file() and f.name != "README.md":
+            if f.is_file() and f.name not in ("README.md", "adapter_config.json"):
                 arc = f"{name}/{f.relative_to(src).as_posix()}"
                 zf.write(f, arc)
                 files.append(arc)
+        fixed = label_ordered_config(adapter_config) if adapter_config else None
+        if fixed:
+            zf.writestr(f"{name}/adapter_config.json", json.dumps(fixed, indent=2))
+        else:
+            zf.write(src / "adapter_config.json", f"{name}/adapter_config.json")
+        files.append(f"{name}/adapter_config.json")
         zf.writestr(f"{name}/README.md", model_card(session, run, adapter_config))
         files.append(f"{name}/README.md")
         if merged:
             from list_engine import PromptClassifier
 
-            clf = PromptClassifier.from_pretrained(src, device="cpu")
+            clf = PromptClassifier.from_pretrained(loadable_dir(src, Path(tmp) / "fixed"),
+                                                   device="cpu")
             clf.merge()
             merged_dir = Path(tmp) / "merged"
             clf.save_merged(merged_dir)

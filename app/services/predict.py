@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.services import ServiceError
-from app.services.export import model_dir
+from app.services.export import loadable_dir, model_dir
 from db.models import Artifact, Run
 from db.settings import get_settings
 
@@ -22,9 +22,13 @@ MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 
 def load_classifier(path: str | Path, device: str = "cpu"):
     """The classifier saved in a model folder (cache it: loading takes seconds)."""
+    import tempfile
+
     from list_engine import PromptClassifier
 
-    return PromptClassifier.from_pretrained(Path(path), device=device)
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = loadable_dir(Path(path), Path(scratch) / "model")
+        return PromptClassifier.from_pretrained(folder, device=device)
 
 
 def classifier_path(session: Session, run_id: int) -> Path:

@@ -158,35 +158,37 @@ def data_counts(session: Session, project_id: int, classes: list[str] | None = N
 
 @dataclass(frozen=True)
 class EvaluationSet:
-    source: str  # "gold" | "held_out" | "none": what "auto" resolves to
+    source: str  # what is measured on: "held_out", "gold", "held_out+gold" or "none"
     size: int
     message: str
 
 
 def resolve_evaluation(counts: DataCounts, requested: str = "auto") -> EvaluationSet:
-    """Which examples measure accuracy. "auto": held-out labels if any, else gold labels."""
+    """What the worker will evaluate on (mirrors worker/data.py): held-out labels unless
+    "none", plus unlabelled documents with a gold label for "auto" and "gold"."""
     if requested not in EVAL_SOURCES:
         raise ServiceError(f"Unknown evaluation source {requested!r}.")
-    held, gold = counts.held_out_total, counts.gold
-    if requested == "auto":
-        requested = "held_out" if held else ("gold" if gold else "none")
-    if requested == "held_out":
-        if not held:
-            return EvaluationSet("none", 0, "No labels are held out, so accuracy cannot be measured.")
-        return EvaluationSet("held_out", held, f"{held} held-out labels (never trained on).")
-    if requested == "gold":
-        if not gold:
-            return EvaluationSet(
-                "none", 0, "The corpus has no gold labels, so accuracy cannot be measured."
-            )
+    held = counts.held_out_total if requested != "none" else 0
+    gold = counts.gold_unlabelled if requested in ("auto", "gold") else 0
+    parts = []
+    if held:
+        parts.append(f"{held} held-out labels (never trained on)")
+    if gold:
+        parts.append(f"{gold} unlabelled documents with an imported gold label")
+    if not parts:
+        why = {
+            "none": "No evaluation set chosen",
+            "held_out": "No labels are held out",
+            "gold": "No unlabelled document has a gold label and no label is held out",
+            "auto": "No labels are held out and the corpus has no gold labels",
+        }[requested]
         return EvaluationSet(
-            "gold", gold, f"{gold} documents with imported gold labels (evaluation only)."
+            "none", 0,
+            f"{why}: accuracy and macro-F1 cannot be measured. Hold out some labels (or "
+            "import gold labels) to measure them.",
         )
-    return EvaluationSet(
-        "none", 0,
-        "No evaluation set: accuracy and macro-F1 cannot be measured. Hold out some labels "
-        "or import gold labels to measure them.",
-    )
+    source = "+".join(name for name, n in (("held_out", held), ("gold", gold)) if n)
+    return EvaluationSet(source, held + gold, "Evaluation on " + " and ".join(parts) + ".")
 
 
 def hold_out_labels(

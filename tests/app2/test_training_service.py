@@ -1,0 +1,159 @@
+"""Service tests of app/services/training.py (summary, refusals, evaluation set, start)."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.services import ServiceError, training
+from db.models import Label, LabelClass, Run, Worker, utcnow
+from tests.app2.conftest import TINY_CONFIG
+
+
+def test_summary_of_a_ready_project(db, labelled_project):
+    project, config = labelled_project
+    summary = training.training_summary(db, project.id, config.id)
+    assert summary.can_start, summary.problems
+    assert summary.counts.train_per_class == {"positive": 3, "negative": 3}
+    assert summary.counts.unlabelled == 18
+    assert summary.counts.gold == 24
+    # gold labels of the unlabelled documents make an evaluation set
+    assert summary.evaluation.source == "gold" and summary.evaluation.size == 18
+    # no worker: a warning that says how to start one
+    assert any("python -m worker" in w for w in summary.warnings)
+
+
+def test_refuses_a_class_without_labels(db, labelled_project):
+    project, config = labelled_project
+    from app.services import labelling
+
+    labelling.add_label_class(db, project.id, "neutral", "", "okay")
+    summary = training.training_summary(db, project.id, config.id)
+    assert not summary.can_start
+    text = " ".join(summary.problems)
+    assert "No training label yet for: neutral" in text
+    assert "saved before these labels existed" in text  # the prompt lacks the new class
+
+
+def test_refuses_fewer_than_two_classes(db):
+    from app.services.projects import create_project
+
+    project = create_project(db, "empty")
+    summary = training.training_summary(db, project.id, None)
+    text = " ".join(summary.problems)
+    assert "at least 2" in text and "No prompt selected" in text and "no documents" in text
+
+
+def test_refuses_an_invalid_prompt(db, labelled_project):
+    project, config = labelled_project
+    from db.models import PromptConfig
+
+    bad = PromptConfig(project_id=project.id, version=99, template="{text} no mask here",
+                       verbalizer={"positive": "great", "negative": "terrible"}, model="default")
+    db.add(bad)
+    db.commit()
+    tok = training_tokenizer()
+    summary = training.training_summary(db, project.id, bad.id, tokenizer=tok)
+    assert not summary.can_start
+    assert any("mask" in p.lower() for p in summary.problems)
+    with pytest.raises(ServiceError, match="Cannot start"):
+        training.start_training(db, project.id, bad.id, tokenizer=tok)
+
+
+def training_tokenizer():
+    from app.services.prompts import load_tokenizer
+    from db.settings import get_settings
+
+    return load_tokenizer(get_settings().model)
+
+
+def test_refuses_when_no_unlabelled_documents(db, labelled_project):
+    project, config = labelled_project
+    from app.services import labelling
+    from db.models import Document
+
+    pos = db.query(LabelClass).filter_by(project_id=project.id, name="positive").one()
+    for doc in db.query(Document).filter_by(project_id=project.id):
+        labelling.set_label(db, project.id, doc.id, pos.id)
+    summary = training.training_summary(db, project.id, config.id)
+    assert any("unlabelled documents" in p for p in summary.problems)
+
+
+def test_hold_out_and_release(db, labelled_project):
+    project, _ = labelled_project
+    moved = training.hold_out_labels(db, project.id, per_class=2, keep_train=2)
+    assert moved == 2  # 3 per class, 2 must stay: one per class moves
+    counts = training.data_counts(db, project.id)
+    assert counts.held_out_per_class == {"positive": 1, "negative": 1}
+    assert counts.train_per_class == {"positive": 2, "negative": 2}
+    evaluation = training.resolve_evaluation(counts, "held_out")
+    assert evaluation.source == "held_out" and evaluation.size == 2
+    assert training.release_held_out(db, project.id) == 2
+    assert db.query(Label).filter_by(held_out=True).count() == 0
+
+
+def test_no_evaluation_set_says_so(db, labelled_project):
+    project, config = labelled_project
+    counts = training.data_counts(db, project.id)
+    ev = training.resolve_evaluation(counts, "held_out")
+    assert ev.source == "none" and "cannot be measured" in ev.message
+    summary = training.training_summary(db, project.id, config.id, eval_source="none")
+    assert any("cannot be measured" in w for w in summary.warnings)
+
+
+def test_build_list_config_presets_and_custom():
+    quick = training.build_list_config("quick")
+    paper = training.build_list_config("paper")
+    assert quick["rounds"] == 2 and paper["rounds"] == 6
+    custom = training.build_list_config("custom", {"rounds": 3, "seed": 5}, bottleneck=8)
+    assert custom["rounds"] == 3 and custom["seed"] == 5 and custom["adapter"]["bottleneck"] == 8
+    with pytest.raises(ServiceError, match="Invalid training settings"):
+        training.build_list_config("custom", {"rounds": -1})
+    with pytest.raises(ServiceError):
+        training.build_list_config("huge")
+
+
+def test_time_estimate_is_a_range_and_scales():
+    counts = training.DataCounts(["a", "b"], {"a": 15, "b": 15}, {}, 2000, 0, 0, 2030)
+    quick = training.build_list_config("quick")
+    paper = training.build_list_config("paper")
+    e_quick = training.estimate_time(quick, counts, 0, 23_000_000, "cpu")
+    e_paper = training.estimate_time(paper, counts, 0, 23_000_000, "cpu")
+    e_gpu = training.estimate_time(paper, counts, 0, 23_000_000, "cuda")
+    assert e_quick.low_s < e_quick.high_s
+    assert e_paper.low_s > e_quick.low_s and e_gpu.high_s < e_paper.high_s
+    measured = training.estimate_time(quick, counts, 0, None, "cpu", measured_s_per_unit=0.01)
+    assert "measured" in measured.basis
+    assert training.format_duration(3725) == "1 h 02 min"
+
+
+def test_parameter_counts_of_the_tiny_model(data_env):
+    trainable, total = training.parameter_counts(data_env.model, "{text} It was {mask}.",
+                                                 {"positive": "great", "negative": "terrible"},
+                                                 "prompt")
+    assert 0 < trainable < total
+
+
+def test_fresh_worker_removes_the_warning(db, labelled_project):
+    project, config = labelled_project
+    db.add(Worker(id="w1", host="box", pid=1, device="cpu", heartbeat_at=utcnow()))
+    db.commit()
+    summary = training.training_summary(db, project.id, config.id)
+    assert [w.device for w in summary.workers] == ["cpu"]
+    assert not any("python -m worker" in w for w in summary.warnings)
+
+
+def test_start_training_enqueues_a_run(db, labelled_project):
+    project, config = labelled_project
+    cfg = training.build_list_config("custom", TINY_CONFIG)
+    run = training.start_training(db, project.id, config.id, mode="prompt", list_config=cfg,
+                                  eval_source="auto", tokenizer=training_tokenizer(),
+                                  preset="custom")
+    stored = db.get(Run, run.id)
+    assert stored.status == "queued" and stored.kind == "train"
+    c = stored.config
+    assert c["template"] == config.template and c["verbalizer"] == config.verbalizer
+    assert c["mode"] == "prompt" and c["eval_source"] == "auto"
+    assert c["list_config"]["rounds"] == 2 and c["model"]  # "default" resolved to LIST_MODEL
+    from list_engine import LiSTConfig
+
+    LiSTConfig.from_dict(c["list_config"])  # the worker can read it back
