@@ -12,8 +12,6 @@ if str(ROOT) not in sys.path:  # `streamlit run app/main.py` puts only app/ on t
 
 import streamlit as st  # noqa: E402
 
-from app import ui  # noqa: E402
-
 st.set_page_config(page_title="LiST: few-label text classifiers", page_icon=":material/label:",
                    layout="wide")
 
@@ -29,7 +27,8 @@ DATA_PAGES = [
 # ---------------------------------------------------------------------------------------
 # PART 2 PAGES (training, runs / live progress, pseudo-label inspector, export, predict):
 # add their st.Page entries to this list; they appear under "Model" in the navigation.
-# Pages get the current project with `ui.require_project()` and a DB session with
+# Each page starts with `project = ui.require_project()` (renders the sidebar project picker;
+# empty state + stop when there is no project) and opens DB sessions with
 # `with ui.session() as s:`; service functions live in app/services/.
 # ---------------------------------------------------------------------------------------
 MODEL_PAGES: list = []
@@ -37,6 +36,4 @@ MODEL_PAGES: list = []
 sections = {"Data": DATA_PAGES}
 if MODEL_PAGES:
     sections["Model"] = MODEL_PAGES
-page = st.navigation(sections)
-ui.project_sidebar()
-page.run()
+st.navigation(sections).run()

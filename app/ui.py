@@ -75,7 +75,9 @@ def current_project() -> Project | None:
 
 
 def project_sidebar() -> Project | None:
-    """The project picker: switch, create, rename, delete (with confirmation)."""
+    """The project picker: switch, create, rename, delete (with confirmation). Every page
+    calls it first (directly or through `require_project`), so each page script is
+    self-contained (AppTest reruns only the page script)."""
     with session() as s:
         projects = project_service.list_projects(s)
     ids = [p.id for p in projects]
@@ -142,8 +144,9 @@ def project_sidebar() -> Project | None:
 
 
 def require_project() -> Project:
-    """The current project, or an empty state pointing at the sidebar (and stop)."""
-    project = current_project()
+    """Render the sidebar project picker and return the current project; without one, show
+    an empty state pointing at the sidebar and stop the page."""
+    project = project_sidebar()
     if project is None:
         st.info("No project selected: create one in the sidebar, or start with the demo on "
                 "the Projects page.", icon=":material/folder_open:")

@@ -140,6 +140,14 @@ if strategy == "diverse":
 
 # ---------------------------------------------------------------- the current document
 history = nav["history"]
+query = (strategy, keyword.strip().lower())
+if nav.get("query") != query:  # a new strategy or keyword: show a document it picks
+    if nav.get("query") is not None and history and nav["pos"] == len(history) - 1:
+        with ui.session() as s:
+            if label_service.label_of(s, history[-1]) is None:
+                history.pop()  # shown but not acted on: it may come up again later
+    nav["pos"] = len(history)
+    nav["query"] = query
 if nav["pos"] >= len(history):
     try:
         doc_id = pick_next()

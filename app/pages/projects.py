@@ -33,7 +33,7 @@ def demo_button(key: str) -> None:
 if "flash" in st.session_state:
     st.success(ui.md(st.session_state.pop("flash")))
 
-project = ui.current_project()
+project = ui.project_sidebar()
 if project is None:
     st.info("No project yet. A project holds one corpus, its label set, your labels and "
             "prompts. Create one in the sidebar (\"New project\"), or try the demo.",
