@@ -31,7 +31,14 @@ DATA_PAGES = [
 # empty state + stop when there is no project) and opens DB sessions with
 # `with ui.session() as s:`; service functions live in app/services/.
 # ---------------------------------------------------------------------------------------
-MODEL_PAGES: list = []
+MODEL_PAGES: list = [
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/list_alt:"),
+    st.Page("pages/progress.py", title="Live progress", icon=":material/monitoring:"),
+    st.Page("pages/inspector.py", title="Pseudo-label inspector", icon=":material/psychology:"),
+    st.Page("pages/export.py", title="Export", icon=":material/download:"),
+    st.Page("pages/predict.py", title="Predict", icon=":material/batch_prediction:"),
+]
 
 sections = {"Data": DATA_PAGES}
 if MODEL_PAGES:
