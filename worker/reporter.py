@@ -30,6 +30,7 @@ class DBReporter(Callback):
         self._every = 1
         self._last_flush = 0.0
         self._gold_accuracy: dict[int, float | None] = {}
+        self.started = False  # on_train_start seen
 
     # -- buffering ---------------------------------------------------------------------------
     def flush(self, **fields) -> None:
@@ -47,11 +48,15 @@ class DBReporter(Callback):
 
     # -- events ------------------------------------------------------------------------------
     def on_train_start(self, info: dict) -> None:
+        self.started = True
         total = int(info.get("total_steps") or 0)
         self._every = max(1, math.ceil(total / MAX_LOSS_ROWS))
         log.info("run %d: training %s", self.ctx.run_id,
                  {k: v for k, v in info.items() if not isinstance(v, dict | list)})
-        self.flush(total_steps=total, total_rounds=info.get("rounds"), phase="training")
+        start = int(info.get("start_step") or 0)
+        self.flush(total_steps=total, total_rounds=info.get("rounds"), phase="training",
+                   step=start, progress=start / total if total else 0.0,
+                   current_round=info.get("start_round", 0))
 
     def on_round_start(self, round: int) -> None:
         log.info("run %d: round %d starts", self.ctx.run_id, round)

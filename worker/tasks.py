@@ -4,6 +4,7 @@ boundary: shutdown, cancel request or lost run); the caller turns that into a st
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 from db import jobs, queries
@@ -71,8 +72,20 @@ def train(ctx: RunContext, run: Run) -> str:
     reporter = DBReporter(ctx)
     trainer = LiSTTrainer(classifier, list_config, data.labeled, data.unlabeled,
                           eval=data.eval or None, callbacks=[reporter])
-    result = trainer.train(checkpoint_dir=checkpoints,
-                           resume_from=checkpoint.path if checkpoint is not None else None)
+    try:
+        result = trainer.train(checkpoint_dir=checkpoints,
+                               resume_from=checkpoint.path if checkpoint is not None else None)
+    except (ValueError, OSError) as exc:
+        # The engine refuses a checkpoint made on other data or settings (e.g. documents
+        # were labelled since): start over rather than fail every retry the same way.
+        if checkpoint is None or reporter.started:
+            raise
+        log.warning("run %d: cannot resume from %s (%s); starting over", run.id,
+                    checkpoint.path, exc)
+        with ctx.session() as s:
+            truncate_after_round(s, run.id, -1, resumed=False)
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        result = trainer.train(checkpoint_dir=checkpoints)
     if result.status != "completed":
         return "stopped"
 
