@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -91,37 +92,57 @@ def _quiet_transformers():
 
 def _load_error(name: str, exc: Exception) -> ModelLoadError:
     return ModelLoadError(
-        f"could not load model {name!r}: it is not a local model directory and could not be "
-        f"fetched from the Hugging Face Hub ({type(exc).__name__}: {str(exc)[:300]}). "
+        f"could not load model {name!r}: it is not a local model directory, not in the local "
+        f"Hugging Face cache, and could not be fetched from the Hub ({type(exc).__name__}: {str(exc)[:300]}). "
         "Without network access, download it on a machine with access "
         "(e.g. `huggingface-cli download NAME --local-dir DIR`) and pass the local directory "
         "instead: --model /path/to/DIR or PromptClassifier.create(model='/path/to/DIR'). "
         "`default` uses the packaged all-MiniLM-L6-v2.")
 
 
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """False when offline (HF_HUB_OFFLINE) or the hub host cannot be reached quickly, so an
+    unreachable name fails in seconds instead of a minute of retries."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _from_pretrained(loader, path: str, **kwargs):
+    """Local directory, else the local HF cache, else the hub; errors name the model."""
+    with _quiet_transformers():
+        if Path(path).is_dir():
+            return loader(path, **kwargs)
+        try:
+            return loader(path, local_files_only=True, **kwargs)
+        except (OSError, ValueError) as first:
+            if not _hub_reachable():
+                raise _load_error(path, first) from first
+        try:
+            return loader(path, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise _load_error(path, exc) from exc
+
+
 def load_tokenizer(path: str):
     from transformers import AutoTokenizer
 
-    try:
-        with _quiet_transformers():
-            return AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as exc:
-        if Path(path).is_dir():
-            raise
-        raise _load_error(path, exc) from exc
+    return _from_pretrained(AutoTokenizer.from_pretrained, path)
 
 
 def load_masked_lm(path: str):
     """(model, loading_info) of AutoModelForMaskedLM; errors name the model."""
     from transformers import AutoModelForMaskedLM
 
-    try:
-        with _quiet_transformers():
-            return AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
-    except (OSError, ValueError) as exc:
-        if Path(path).is_dir():
-            raise
-        raise _load_error(path, exc) from exc
+    return _from_pretrained(AutoModelForMaskedLM.from_pretrained, path,
+                            output_loading_info=True)
 
 
 _HASH_CACHE: dict[tuple[str, float, int], str] = {}
@@ -320,8 +341,11 @@ class PromptClassifier:
         """(trainable, total) parameters actually used (the replaced vocab decoder and its
         bias are not counted; tied embeddings count once)."""
         seen, total, trainable = set(), 0, 0
-        for _, p in self.module.named_parameters():
-            if id(p) in seen:
+        vocab = self.module.mlm.config.vocab_size
+        head = tuple(f"mlm.{h}." for h in arch_spec(self.model_type).head_modules)
+        for name, p in self.module.named_parameters():
+            unused = name.startswith(head) and (self.mode == "classic" or p.shape[0] == vocab)
+            if id(p) in seen or unused:  # unused: replaced vocab bias; MLM head in classic
                 continue
             seen.add(id(p))
             total += p.numel()
@@ -387,7 +411,8 @@ class PromptClassifier:
 
     def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         with self.autocast():
-            return self.module(**batch).float()  # (B, C)
+            logits = self.module(**batch)  # (B, C)
+        return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
 
     # -- inference --------------------------------------------------------------------------
     def predict_encoded(self, encoded: list[Encoded], batch_size: int = 64) -> np.ndarray:
@@ -587,13 +612,7 @@ def _encoder(path: str, device: str):
     from transformers import AutoModel
 
     tokenizer = load_tokenizer(path)
-    try:
-        with _quiet_transformers():
-            model = AutoModel.from_pretrained(path)
-    except (OSError, ValueError) as exc:
-        if Path(path).is_dir():
-            raise
-        raise _load_error(path, exc) from exc
+    model = _from_pretrained(AutoModel.from_pretrained, path)
     model.to(resolve_device(device)).eval()
     return tokenizer, model
 

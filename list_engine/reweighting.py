@@ -47,7 +47,11 @@ def directional_derivative(fn: Callable[[Params], torch.Tensor], params: Params,
     if method == "jvp":
         primals = {k: v.detach() for k, v in params.items()}
         tangents = {k: direction[k].detach().to(v.dtype) for k, v in primals.items()}
-        value, derivative = torch.func.jvp(fn, (primals,), (tangents,))
+        # the fused CPU/GPU attention kernels have no forward-mode AD: use the math backend
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        with sdpa_kernel(SDPBackend.MATH):
+            value, derivative = torch.func.jvp(fn, (primals,), (tangents,))
         return derivative.detach(), value.detach()
     norm = float(_norm(direction))
     if norm == 0.0 or not torch.isfinite(torch.tensor(norm)):

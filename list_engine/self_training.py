@@ -302,7 +302,7 @@ class LiSTTrainer:
 
         def per_example(p):
             with clf.autocast():
-                logits = torch.func.functional_call(module, p, kwargs=batch).float()
+                logits = torch.func.functional_call(module, p, kwargs=batch)
             return kd_loss_per_example(logits, target, cfg.kd_temperature)
 
         base = {k: v.detach() for k, v in params.items()}

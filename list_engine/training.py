@@ -11,18 +11,22 @@ from torch.nn import functional as F
 from .config import LiSTConfig
 
 
+def _upcast(x: torch.Tensor) -> torch.Tensor:
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def kd_loss_per_example(student_logits: torch.Tensor, teacher_probs: torch.Tensor,
                         temperature: float = 1.0) -> torch.Tensor:
     """KL(p_teacher || p_student) per example: (B, C), (B, C) -> (B,)."""
     if temperature != 1.0:
         teacher_probs = torch.softmax(torch.log(teacher_probs.clamp_min(1e-12)) / temperature, -1)
-    log_student = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    log_student = F.log_softmax(_upcast(student_logits) / temperature, dim=-1)
     log_teacher = torch.log(teacher_probs.clamp_min(1e-12))
     return (teacher_probs * (log_teacher - log_student)).sum(-1)
 
 
 def ce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits.float(), labels)
+    return F.cross_entropy(_upcast(logits), labels)
 
 
 class BatchStream:

@@ -1,0 +1,34 @@
+"""Fixtures of the engine tests: small classifiers on the tiny session models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from list_engine import Example
+
+TEMPLATE = "{text} It was {mask}."
+WORDS = {"neg": "terrible", "pos": "great"}
+
+POS = ["a great fun movie", "good and great", "i love this film", "great story, fun",
+       "happy fun great music", "a good film"]
+NEG = ["a terrible boring movie", "bad and awful", "i hate this film", "awful story, boring",
+       "sad boring bad music", "a bad film"]
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    torch.set_num_threads(1)  # the test machine has 2 cores shared by several runs
+    yield
+
+
+@pytest.fixture()
+def labeled() -> list[Example]:
+    return [Example(t, label="pos") for t in POS[:4]] + [Example(t, label="neg") for t in NEG[:4]]
+
+
+@pytest.fixture()
+def unlabeled() -> list[Example]:
+    items = [(t, "pos") for t in POS] + [(t, "neg") for t in NEG]
+    return [Example(t + suffix, label=lab, id=f"u{i}-{j}") for j, suffix in
+            enumerate(["", " indeed", " really"]) for i, (t, lab) in enumerate(items)]

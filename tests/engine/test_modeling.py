@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from list_engine import Example, PromptClassifier, mean_pooled_embeddings, resolve_model_path
+from list_engine.modeling import ModelLoadError
+
+from .conftest import TEMPLATE, WORDS
+
+
+@pytest.fixture(scope="module")
+def headless_bert(tiny_bert_dir, tmp_path_factory):
+    """The tiny BERT without its MLM head weights (like the packaged sentence-transformer)."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("headless")
+    for f in tiny_bert_dir.iterdir():
+        shutil.copy(f, out / f.name)
+    state = load_file(str(tiny_bert_dir / "model.safetensors"))
+    save_file({k: v for k, v in state.items() if not k.startswith("cls.")},
+              str(out / "model.safetensors"), metadata={"format": "pt"})
+    return out
+
+
+def test_resolve_default():
+    assert resolve_model_path("default").endswith("model") or "minilm" in resolve_model_path(
+        "default").lower()
+    assert resolve_model_path("/x/y") == "/x/y"
+
+
+def test_untrained_head_detected_and_recorded(headless_bert, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        clf = PromptClassifier.create(str(headless_bert), TEMPLATE, WORDS, device="cpu")
+    assert clf.mlm_head_pretrained is False
+    assert "no pretrained MLM head" in caplog.text
+    again = PromptClassifier.create(str(headless_bert), TEMPLATE, WORDS, device="cpu")
+    # the untrained head is initialised deterministically (same in every process)
+    a, b = clf.trainable_state(), again.trainable_state()
+    for name in a:
+        if "adapter" not in name:
+            assert torch.equal(a[name], b[name]), name
+    clf.save_pretrained(tmp_path / "m")
+    saved = json.loads((tmp_path / "m" / "adapter_config.json").read_text())
+    assert saved["mlm_head_pretrained"] is False
+
+
+def test_pretrained_head_flag(tiny_bert_dir):
+    assert PromptClassifier.create(str(tiny_bert_dir), TEMPLATE, WORDS,
+                                   device="cpu").mlm_head_pretrained
+
+
+def test_unreachable_hub_name_is_explained(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match="no-such-org/no-such-model.*local"):
+        PromptClassifier.create("no-such-org/no-such-model", TEMPLATE, WORDS, device="cpu")
+
+
+def test_save_load_round_trip(tiny_bert_dir, tmp_path):
+    clf = PromptClassifier.create(str(tiny_bert_dir), TEMPLATE, WORDS, device="cpu")
+    with torch.no_grad():  # make every trainable tensor non-trivial
+        gen = torch.Generator().manual_seed(0)
+        for p in clf.trainable_parameters().values():
+            p.add_(torch.randn(p.shape, generator=gen) * 0.05)
+    texts = ["a great movie", "boring and bad", "x " * 100]
+    before = clf.predict_proba(texts)
+    clf.save_pretrained(tmp_path / "m", metrics={"accuracy": 0.5})
+    files = sorted(p.name for p in (tmp_path / "m").iterdir())
+    assert files == ["adapter_config.json", "adapter_model.safetensors"]
+    raw = (tmp_path / "m" / "adapter_config.json").read_text()
+    config = json.loads(raw)
+    assert list(config) == sorted(config)
+    for key in ("base_model", "base_model_sha256", "adapter", "template", "verbalizer",
+                "labels", "mode", "metrics", "mlm_head_pretrained", "library_version"):
+        assert key in config, key
+    assert len(config["base_model_sha256"]) == 64
+    loaded = PromptClassifier.from_pretrained(tmp_path / "m", device="cpu")
+    np.testing.assert_array_equal(loaded.predict_proba(texts), before)
+    assert loaded.labels == ["neg", "pos"] and loaded.metrics == {"accuracy": 0.5}
+
+
+def test_predict_keeps_order_and_examples(tiny_bert_dir):
+    clf = PromptClassifier.create(str(tiny_bert_dir), TEMPLATE, WORDS, device="cpu")
+    texts = ["long " * 30, "short", "medium length text here"]
+    batched = clf.predict_proba(texts, batch_size=2)
+    single = np.concatenate([clf.predict_proba([t]) for t in texts])
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+    np.testing.assert_allclose(batched.sum(1), 1.0, atol=1e-6)
+    assert clf.predict([Example("short")]) [0] in ("neg", "pos")
+    metrics = clf.evaluate([Example("good", label="pos"), Example("bad", label="neg")])
+    assert set(metrics) >= {"accuracy", "macro_f1", "per_class", "confusion", "labels"}
+    assert np.array(metrics["confusion"]).sum() == 2
+
+
+def test_classic_and_full_modes(tiny_bert_dir):
+    classic = PromptClassifier.create(str(tiny_bert_dir), None, WORDS, mode="classic",
+                                      device="cpu")
+    names = classic.trainable_names
+    assert all("adapter" in n or n.startswith("classifier.") for n in names)
+    assert classic.predict_proba(["a", "b c"]).shape == (2, 2)
+    full = PromptClassifier.create(str(tiny_bert_dir), TEMPLATE, WORDS, mode="full",
+                                   device="cpu")
+    trainable, total = full.parameter_counts()
+    assert trainable == total and not any("adapter" in n for n in full.trainable_names)
+
+
+def test_save_merged(tiny_bert_dir, tmp_path):
+    from transformers import AutoModelForMaskedLM
+
+    clf = PromptClassifier.create(str(tiny_bert_dir), TEMPLATE, WORDS, device="cpu")
+    with torch.no_grad():
+        for p in clf.trainable_parameters().values():
+            p.add_(0.05)
+    texts = ["a great movie", "boring"]
+    before = clf.predict_proba(texts)
+    clf.save_merged(tmp_path / "merged")
+    plain = AutoModelForMaskedLM.from_pretrained(tmp_path / "merged").eval()
+    batch = clf.collate(clf.encode(texts))
+    ids = clf.verbalizer.token_ids(clf.tokenizer)
+    with torch.no_grad():
+        logits = plain(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    scores = logits[torch.arange(2), batch["mask_pos"]][:, ids]
+    np.testing.assert_allclose(torch.softmax(scores, -1).numpy(), before, atol=1e-5)
+
+
+def test_mean_pooled_embeddings(tiny_bert_dir):
+    emb = mean_pooled_embeddings(["hello world", "a", "hello world"], model=str(tiny_bert_dir),
+                                 device="cpu", batch_size=2)
+    assert emb.shape == (3, 32) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(emb[0], emb[2], atol=1e-5)
