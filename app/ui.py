@@ -19,7 +19,8 @@ from app.services import projects as project_service
 from db.models import Project
 from db.settings import get_settings
 
-PROJECT_KEY = "project_id"
+PROJECT_KEY = "project_id"  # the current project (plain session state, not a widget)
+PICKER_KEY = "project_picker"
 _PENDING = "_pending_project_id"
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$&])")
 
@@ -66,6 +67,10 @@ def switch_project(project_id: int | None) -> None:
     st.session_state[_PENDING] = project_id
 
 
+def _on_pick() -> None:
+    st.session_state[PROJECT_KEY] = st.session_state[PICKER_KEY]
+
+
 def current_project() -> Project | None:
     project_id = st.session_state.get(PROJECT_KEY)
     if project_id is None:
@@ -82,15 +87,20 @@ def project_sidebar() -> Project | None:
         projects = project_service.list_projects(s)
     ids = [p.id for p in projects]
     names = {p.id: p.name for p in projects}
+    # The current project lives under a plain key (it survives page switches, which reset
+    # widget state); the picker widget is re-synced to it on every run.
+    current = st.session_state.get(PROJECT_KEY)
     if _PENDING in st.session_state:
-        pending = st.session_state.pop(_PENDING)
-        st.session_state[PROJECT_KEY] = pending if pending in ids else (ids[0] if ids else None)
-    if st.session_state.get(PROJECT_KEY) not in ids:
-        st.session_state[PROJECT_KEY] = ids[0] if ids else None
+        current = st.session_state.pop(_PENDING)
+    if current not in ids:
+        current = ids[0] if ids else None
+    st.session_state[PROJECT_KEY] = current
 
     sb = st.sidebar
     if ids:
-        sb.selectbox("Project", ids, format_func=lambda i: names.get(i, "?"), key=PROJECT_KEY)
+        st.session_state[PICKER_KEY] = current
+        sb.selectbox("Project", ids, format_func=lambda i: names.get(i, "?"), key=PICKER_KEY,
+                     on_change=_on_pick)
     else:
         sb.caption("No project yet.")
 
@@ -107,7 +117,6 @@ def project_sidebar() -> Project | None:
                 st.session_state.pop("new_project_name", None)
                 st.rerun()
 
-    current = st.session_state.get(PROJECT_KEY)
     if current is None:
         return None
     with sb.expander("Rename or delete"):

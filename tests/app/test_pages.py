@@ -53,7 +53,7 @@ def test_projects_empty_state_create_rename_delete(db):
     at.sidebar.text_input(key="new_project_name").input("Reviews")
     at.sidebar.button(key="create_project").click().run()
     assert not at.exception
-    assert at.sidebar.selectbox(key="project_id").value == db.scalar(select(Project.id))
+    assert at.sidebar.selectbox(key="project_picker").value == db.scalar(select(Project.id))
     assert "No corpus yet" in texts(at.info)
 
     at.sidebar.text_input(key="new_project_name").input("reviews")
@@ -81,8 +81,8 @@ def test_switch_projects(db):
     b = create_project(db, "Beta")
     add_docs(db, b.id, ["x", "y"])
     at = open_app()
-    assert at.sidebar.selectbox(key="project_id").value == a.id
-    at.sidebar.selectbox(key="project_id").set_value(b.id).run()
+    assert at.sidebar.selectbox(key="project_picker").value == a.id
+    at.sidebar.selectbox(key="project_picker").set_value(b.id).run()
     assert [m.value for m in at.metric][0] == "2"
 
 

@@ -1,0 +1,183 @@
+"""End to end in headless Chromium against a real `streamlit run app/main.py`: create a
+project, import a CSV, define labels, label 6 documents with the keyboard, save a prompt.
+A screenshot of each page goes to test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def app_server(tmp_path, tiny_bert_dir):
+    port = free_port()
+    env = {**os.environ, "LIST_DATA_DIR": str(tmp_path / "data"), "LIST_MODEL": str(tiny_bert_dir),
+           "LIST_DEVICE": "cpu", "PYTHONUNBUFFERED": "1"}
+    env.pop("LIST_DATABASE_URL", None)
+    log = (tmp_path / "streamlit.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("streamlit did not start:\n" + (tmp_path / "streamlit.log").read_text())
+            time.sleep(0.5)
+        yield url, tmp_path / "data" / "list.db"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_create_import_label_with_keyboard_and_save_prompt(app_server, tmp_path, artifacts_dir):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, db_path = app_server
+    csv_path = tmp_path / "reviews.csv"
+    good = ["A great film with a wonderful cast.", "Loved every minute of it.",
+            "Brilliant, funny and moving.", "The best film this year.",
+            "Superb acting and a clever plot."]
+    bad = ["A terrible film, badly acted.", "Boring from start to end.",
+           "I hated the dialogue.", "A waste of two hours.", "Dull, slow and silly."]
+    rows = ["text,label"] + [f'"{t}",positive' for t in good] + [f'"{t}",negative' for t in bad]
+    csv_path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+    def settle(page) -> None:
+        """Wait until the app's script run triggered by the last action has finished."""
+        page.wait_for_timeout(200)
+        page.wait_for_function(
+            "document.querySelector('[data-testid=stApp]')"
+            "?.getAttribute('data-test-script-state') === 'notRunning'")
+
+    def shot(page, name: str) -> None:
+        settle(page)
+        page.wait_for_timeout(300)  # let the last rerun paint
+        page.screenshot(path=str(artifacts_dir / f"app1-{name}.png"), full_page=True)
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(30_000)
+        try:
+            # Projects: empty state, then create a project in the sidebar.
+            page.goto(url)
+            expect(page.get_by_text("No project yet.", exact=False).first).to_be_visible()
+            shot(page, "1-projects-empty")
+            page.locator(".st-key-new_project_name input").fill("Browser reviews")
+            page.locator(".st-key-create_project button").click()
+            settle(page)
+            expect(page.get_by_text("No corpus yet: import one.").first).to_be_visible()
+            shot(page, "2-projects")
+
+            # Import a CSV (gold labels kept for evaluation).
+            page.get_by_role("link", name="Import corpus").click()
+            settle(page)
+            page.locator(".st-key-import_file input[type=file]").set_input_files(str(csv_path))
+            expect(page.get_by_text("10 rows, 2 column(s)", exact=False)).to_be_visible()
+            settle(page)
+            page.locator(".st-key-do_import button").click()
+            settle(page)
+            expect(page.get_by_text("10 documents imported", exact=False)).to_be_visible()
+            shot(page, "3-import")
+
+            # Label set: two labels.
+            page.get_by_role("link", name="Label set").click()
+            settle(page)
+            for n, (name, word) in enumerate((("positive", "great"), ("negative", "terrible"))):
+                page.locator(".st-key-new_label_name input").fill(name)
+                page.locator(".st-key-new_label_word input").fill(word)
+                page.locator(".st-key-new_label_word input").press("Tab")
+                settle(page)
+                page.locator(".st-key-add_label button").click()
+                settle(page)
+                expect(page.get_by_text(f"{n + 1}. {name} (0 labelled)")).to_be_visible()
+            shot(page, "4-label-set")
+
+            # Labelling: 6 documents with the keyboard only.
+            page.get_by_role("link", name="Labelling").click()
+            settle(page)
+            expect(page.locator(".st-key-lab_class_0 button")).to_be_visible()
+            metric = page.get_by_test_id("stMetricValue").first
+            expect(metric).to_have_text("0 / 30")
+            page.wait_for_function("window.__listHotkeysInstalled === true")
+            page.locator("h1").first.click()  # focus the page, not a text field
+            for i in range(6):
+                settle(page)
+                text = page.locator(".st-key-doc_view").inner_text()
+                key = "1" if any(w in text for w in ("great", "Loved", "Brilliant", "best",
+                                                      "Superb")) else "2"
+                page.keyboard.press(key)
+                expect(metric).to_have_text(f"{i + 1} / 30")
+            # s skips, u undoes the last label, arrows move.
+            settle(page)
+            page.keyboard.press("u")
+            expect(metric).to_have_text("5 / 30")
+            settle(page)
+            page.keyboard.press("ArrowLeft")  # back to the document before
+            settle(page)
+            page.keyboard.press("ArrowRight")
+            settle(page)
+            page.keyboard.press("1")
+            expect(metric).to_have_text("6 / 30")
+            shot(page, "5-labelling")
+
+            # Prompt design: the default preset with the label words, valid; save it.
+            page.get_by_role("link", name="Prompt design").click()
+            settle(page)
+            expect(page.get_by_text("The prompt is valid for this model.")).to_be_visible()
+            page.locator(".st-key-pr_save button").click()
+            settle(page)
+            expect(page.get_by_text("Saved prompt version 1.")).to_be_visible()
+            shot(page, "6-prompt")
+        except Exception:
+            page.screenshot(path=str(artifacts_dir / "app1-failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("select count(*) from documents").fetchone()[0] == 10
+        assert conn.execute("select count(*) from labels").fetchone()[0] == 6
+        assert conn.execute("select count(*) from label_events where undone = 1").fetchone()[0] == 1
+        assert conn.execute("select version, template from prompt_configs").fetchall() == [
+            (1, "{text} It was {mask}.")]
