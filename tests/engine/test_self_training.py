@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from list_engine import Callback, LiSTConfig, LiSTTrainer, PromptClassifier
+
+from .conftest import TEMPLATE, WORDS
+
+
+def tiny_config(**overrides) -> LiSTConfig:
+    base = dict(teacher_steps=4, teacher_lr=1e-3, rounds=2, unlabeled_steps=4,
+                kd_warmup_fraction=0.5, labeled_steps=2, student_lr=1e-3, labeled_batch_size=4,
+                unlabeled_batch_size=6, meta_batch_size=4, max_length=32, seed=7,
+                unlabeled_sample_size=24, device="cpu")
+    return LiSTConfig.preset("quick", **{**base, **overrides})
+
+
+def make(tiny_bert_dir, mode="prompt"):
+    return PromptClassifier.create(str(tiny_bert_dir), TEMPLATE if mode != "classic" else None,
+                                   WORDS, mode=mode, device="cpu")
+
+
+class Recorder(Callback):
+    def __init__(self, stop_at: tuple[int, str] | None = None):
+        self.events: list = []
+        self.stop_at = stop_at
+        self.last = None
+
+    def on_train_start(self, info):
+        self.events.append(("start", info))
+
+    def on_round_start(self, round):
+        self.events.append(("round_start", round))
+
+    def on_step(self, event):
+        self.events.append(("step", event))
+        self.last = event
+
+    def on_pseudo_labels(self, event):
+        self.events.append(("pseudo", event))
+
+    def on_evaluate(self, round, metrics):
+        self.events.append(("evaluate", round, metrics))
+
+    def on_round_end(self, round, checkpoint):
+        self.events.append(("round_end", round, checkpoint))
+
+    def on_train_end(self, result):
+        self.events.append(("end", result))
+
+    def should_stop(self):
+        return self.stop_at is not None and self.last is not None and (
+            self.last.round, self.last.phase) == self.stop_at
+
+    def of(self, kind):
+        return [e for e in self.events if e[0] == kind]
+
+
+def test_events_and_metrics(tiny_bert_dir, labeled, unlabeled, tmp_path):
+    rec = Recorder()
+    cfg = tiny_config()
+    result = LiSTTrainer(make(tiny_bert_dir), cfg, labeled, unlabeled, eval=labeled,
+                         callbacks=[rec]).train(checkpoint_dir=tmp_path)
+    assert result.status == "completed" and result.rounds_completed == 2
+    assert [m["round"] for m in result.metrics] == [0, 1, 2]
+    assert all("accuracy" in m and "confusion" in m for m in result.metrics)
+    info = rec.of("start")[0][1]
+    assert info["total_steps"] == cfg.total_steps == 4 + 2 * (4 + 2)
+    steps = [e[1] for e in rec.of("step")]
+    assert len(steps) == cfg.total_steps
+    assert [s.global_step for s in steps] == list(range(1, cfg.total_steps + 1))
+    assert [s.phase for s in steps[:10]] == ["teacher"] * 4 + ["kd"] * 2 + ["meta"] * 2 + [
+        "labeled"] * 2
+    assert steps[-1].progress == 1.0 and all(np.isfinite(s.loss) for s in steps)
+    pseudo = [e[1] for e in rec.of("pseudo")]
+    assert [p.round for p in pseudo] == [1, 2]
+    p = pseudo[0]
+    assert p.probs.shape == (24, 2) and len(p.ids) == 24 and len(p.labels) == 24
+    assert p.gold_accuracy is not None and 0 <= p.gold_accuracy <= 1
+    seen = np.isfinite(p.weights)
+    assert seen.any() and (p.weights[seen] >= 0).all()
+    assert result.metrics[1]["pseudo_label_accuracy"] == p.gold_accuracy
+    ckpts = [e[2] for e in rec.of("round_end")]
+    assert [c.name for c in ckpts] == ["round-0", "round-1", "round-2"]
+    state = json.loads((ckpts[1] / "trainer_state.json").read_text())
+    assert state["round"] == 1 and state["config"]["seed"] == 7
+    assert sum(f.stat().st_size for f in ckpts[1].iterdir()) < 2_000_000  # small
+
+
+def test_resume_equals_uninterrupted(tiny_bert_dir, labeled, unlabeled, tmp_path):
+    cfg = tiny_config()
+    texts = [ex.text for ex in unlabeled[:8]]
+    full = make(tiny_bert_dir)
+    LiSTTrainer(full, cfg, labeled, unlabeled).train()
+    expected = full.predict_proba(texts)
+
+    crashed = make(tiny_bert_dir)
+    rec = Recorder(stop_at=(2, "kd"))
+    result = LiSTTrainer(crashed, cfg, labeled, unlabeled, callbacks=[rec]).train(
+        checkpoint_dir=tmp_path)
+    assert result.status == "stopped" and result.rounds_completed == 1
+    assert not (tmp_path / "round-2").exists()
+
+    resumed = make(tiny_bert_dir)
+    rec2 = Recorder()
+    result2 = LiSTTrainer(resumed, cfg, labeled, unlabeled, callbacks=[rec2]).train(
+        resume_from=tmp_path / "round-1")
+    assert result2.status == "completed" and result2.rounds_completed == 2
+    assert [e[1] for e in rec2.of("round_start")] == [2]
+    assert rec2.of("step")[0][1].global_step == 4 + 6 + 1
+    np.testing.assert_allclose(resumed.predict_proba(texts), expected, atol=1e-6, rtol=0)
+
+
+def test_stop_restores_last_round(tiny_bert_dir, labeled, unlabeled):
+    clf = make(tiny_bert_dir)
+    rec = Recorder(stop_at=(1, "meta"))
+    result = LiSTTrainer(clf, tiny_config(), labeled, unlabeled, callbacks=[rec]).train()
+    assert result.status == "stopped" and [m["round"] for m in result.metrics] == [0]
+    teacher_only = make(tiny_bert_dir)
+    LiSTTrainer(teacher_only, tiny_config(self_training=False), labeled, unlabeled).train()
+    texts = ["good", "bad movie"]
+    np.testing.assert_allclose(clf.predict_proba(texts), teacher_only.predict_proba(texts),
+                               atol=1e-6)
+
+
+def test_resume_refuses_other_settings(tiny_bert_dir, labeled, unlabeled, tmp_path):
+    LiSTTrainer(make(tiny_bert_dir), tiny_config(rounds=0), labeled, unlabeled).train(
+        checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="student_lr"):
+        LiSTTrainer(make(tiny_bert_dir), tiny_config(student_lr=0.5), labeled,
+                    unlabeled).train(resume_from=tmp_path / "round-0")
+    with pytest.raises(ValueError, match="different data"):
+        LiSTTrainer(make(tiny_bert_dir), tiny_config(), labeled, unlabeled[:-1]).train(
+            resume_from=tmp_path / "round-0")
+
+
+def test_threshold_and_classic_mode(tiny_bert_dir, labeled, unlabeled):
+    rec = Recorder()
+    cfg = tiny_config(rounds=1, confidence_threshold=0.999, mode="classic")
+    result = LiSTTrainer(make(tiny_bert_dir, "classic"), cfg, labeled, unlabeled,
+                         callbacks=[rec]).train()
+    assert result.status == "completed"
+    pseudo = rec.of("pseudo")[0][1]
+    assert pseudo.kept is not None and pseudo.kept.dtype == bool
+    assert result.metrics[1]["n_pseudo_kept"] == int(pseudo.kept.sum())
+
+
+def test_trainer_validates_inputs(tiny_bert_dir, labeled, unlabeled):
+    clf = make(tiny_bert_dir)
+    with pytest.raises(ValueError, match="mode"):
+        LiSTTrainer(clf, tiny_config(mode="classic"), labeled, unlabeled)
+    with pytest.raises(ValueError, match="unknown label"):
+        bad = [labeled[0].__class__("x", label="maybe")]
+        LiSTTrainer(clf, tiny_config(), bad, unlabeled)
+    with pytest.raises(ValueError, match="unlabelled"):
+        LiSTTrainer(clf, tiny_config(), labeled, [])
