@@ -115,14 +115,14 @@ def _app_activity(stop: threading.Event, run_id: int, errors: list, reads: list)
             i += 1
         except OperationalError as e:  # "database is locked" would land here
             errors.append(e)
-        time.sleep(0.02)
+        time.sleep(0.05)
 
 
 def test_sigterm_hands_the_run_back_while_the_app_reads_and_writes(
         session, start_worker, tiny_bert_dir):
     project = sentiment_project(session, n_unlabelled=N_UNLABELLED)
-    config = train_config(str(tiny_bert_dir), rounds=2, teacher_steps=20, unlabeled_steps=400,
-                          labeled_steps=50)
+    config = train_config(str(tiny_bert_dir), rounds=2, teacher_steps=10, unlabeled_steps=150,
+                          labeled_steps=20)
     run = jobs.enqueue(session, project.id, config)
     stop, errors, reads = threading.Event(), [], []
     app = threading.Thread(target=_app_activity, args=(stop, run.id, errors, reads))
@@ -169,11 +169,13 @@ def test_kill_9_mid_round_2_resumes_from_the_round_1_checkpoint(
         session, start_worker, tiny_bert_dir):
     project = sentiment_project(session, n_unlabelled=N_UNLABELLED)
     before = _counts(session, project.id)
-    config = train_config(str(tiny_bert_dir), rounds=3, teacher_steps=20, unlabeled_steps=400,
-                          labeled_steps=50)
+    config = train_config(str(tiny_bert_dir), rounds=3, teacher_steps=10, unlabeled_steps=150,
+                          labeled_steps=20)
     run = jobs.enqueue(session, project.id, config)
     first = start_worker()
     wait_for(lambda: _in_round(session, run.id, 2), 120, what="round 2")
+    first.signal(signal.SIGSTOP)  # freeze it mid round 2, look, then kill -9
+    assert jobs.latest_checkpoint(fresh(session), run.id).round == 1
     first.kill()  # SIGKILL: no clean-up, the heartbeat just stops
     early = {m.round: (m.id, m.accuracy, m.details) for m in queries.round_metrics(session, run.id)}
     assert sorted(early) == [0, 1]
@@ -186,7 +188,6 @@ def test_kill_9_mid_round_2_resumes_from_the_round_1_checkpoint(
     assert "resuming from the round-1 checkpoint" in log
     done = _run(session, run.id)
     assert (done.attempts, done.resumed_from_round, done.progress) == (2, 1, 1.0)
-    assert "stopped sending heartbeats" in (done.error or "") or done.error is None
     _assert_complete(session, run.id, rounds=3)
     later = {m.round: (m.id, m.accuracy, m.details) for m in queries.round_metrics(session, run.id)}
     assert {r: later[r] for r in (0, 1)} == early  # earlier rounds untouched
