@@ -16,6 +16,7 @@ overwritten by it).
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import uuid
@@ -182,8 +183,6 @@ def run_dir(run_id: int):
 def register_worker(
     session: Session, *, device: str, host: str | None = None, pid: int | None = None
 ) -> Worker:
-    import os
-
     host = host or socket.gethostname()
     pid = pid if pid is not None else os.getpid()
     now = utcnow()
@@ -343,7 +342,8 @@ def requeue_stale(
         return []
     changed = []
     with write_transaction(session):
-        for run in session.scalars(select(Run).where(Run.status.in_(ACTIVE_STATUSES), stale)):
+        candidates = select(Run).where(Run.status.in_(ACTIVE_STATUSES), stale)
+        for run in session.scalars(candidates.execution_options(populate_existing=True)):
             lost = f"worker {run.worker_id} stopped sending heartbeats (last {run.heartbeat_at})"
             if run.status == CANCELLING:
                 run.status, run.finished_at, run.phase = CANCELLED, now, CANCELLED
