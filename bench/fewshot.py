@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--no-isolate", action="store_true",
                    help="run methods in this process (faster start; peak RSS not measured)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch/OpenMP threads per process (default: torch's choice)")
     p.add_argument("--machine", default=None, help="machine name for the results file")
     p.add_argument("--output", type=Path, default=None,
                    help="results JSON (default bench/results/<date>-<machine>.json)")
@@ -135,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> list[dict]:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars in logs (children inherit)
+    if args.threads:  # before torch starts its thread pool; spawned children inherit it
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
+        import torch
+
+        torch.set_num_threads(args.threads)
     methods = list(METHODS) if args.methods == "all" else args.methods.split(",")
     names = args.data.split(",")
     bad = [n for n in names if n not in LOADERS]

@@ -252,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="LiSTConfig field for the LiST runs")
     p.add_argument("--no-isolate", action="store_true", help="no fresh process per measurement")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch/OpenMP threads per process (default: torch's choice)")
     p.add_argument("--machine", default=None)
     p.add_argument("--output", type=Path, default=None)
     p.add_argument("--no-report", action="store_true")
@@ -263,6 +265,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars in logs (children inherit)
+    if args.threads:  # before torch starts its thread pool; spawned children inherit it
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
+        import torch
+
+        torch.set_num_threads(args.threads)
     devices = args.devices.split(",")
     if devices == ["auto"]:
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
