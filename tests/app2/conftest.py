@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ROOT / "app" / "pages"
+MAIN = ROOT / "app" / "main.py"
 
 GOOD = ["great film", "loved it", "wonderful acting", "a joy to watch", "brilliant story",
         "superb music", "great fun", "what a great cast", "lovely and warm", "great ending",
@@ -158,10 +158,11 @@ def trained_db(trained):
 
 
 def app_test(page: str, project_id: int | None, timeout: float = 60):
-    """An AppTest of one of our pages with the current project set."""
+    """An AppTest of the app (router app/main.py) on one of our pages, with the current
+    project set. Call `.run()` on it."""
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(PAGES / page), default_timeout=timeout)
+    at = AppTest.from_file(str(MAIN), default_timeout=timeout)
     if project_id is not None:
         at.session_state["project_id"] = project_id
-    return at
+    return at.switch_page(f"pages/{page}")
