@@ -107,7 +107,7 @@ def versions() -> dict[str, str | None]:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                                 capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "list_engine", "bench"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "list_engine", "bench/*.py"],
                                cwd=ROOT, capture_output=True, text=True, check=True).stdout
         out["git"] = commit + ("+dirty" if dirty.strip() else "")
     except (OSError, subprocess.CalledProcessError):
