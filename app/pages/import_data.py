@@ -41,7 +41,7 @@ filename = ""
 if source == "Upload a file":
     upload = st.file_uploader(
         "Corpus file", type=["csv", "tsv", "tab", "jsonl", "ndjson", "txt", "parquet"],
-        key="import_file",
+        key=f"import_file_{st.session_state.get('import_nonce', 0)}",  # new key = cleared
     )
     if upload is not None:
         data, filename = upload.getvalue(), upload.name
@@ -123,6 +123,7 @@ if st.button("Import", type="primary", key="do_import", icon=":material/download
     else:
         st.session_state.pop("_parsed", None)
         st.session_state.pop("paste_text", None)
+        st.session_state["import_nonce"] = st.session_state.get("import_nonce", 0) + 1
         st.session_state["import_report"] = report.summary()
         st.rerun()
 

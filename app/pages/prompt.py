@@ -40,16 +40,20 @@ except ImportError as exc:  # the engine is not installed: nothing here can work
     ui.error(f"The prompt engine is unavailable: {exc}")
     st.stop()
 
-# Initial values: the latest saved version, else the first preset with the label set's words.
+# Widget state is reset when the user visits another page, so the draft also lives under a
+# plain key; initial values: the draft, else the latest saved version, else the first preset.
+draft = st.session_state.setdefault("prompt_drafts", {}).setdefault(pid, {})
 if K_TEMPLATE not in st.session_state:
     first = next(iter(preset_map.values()))
-    st.session_state[K_TEMPLATE] = latest.template if latest else first.template
-    st.session_state[K_MODEL] = latest.model if latest else ui.default_model()
-    st.session_state[K_MODE] = latest.mode if latest else "prompt"
+    st.session_state[K_TEMPLATE] = draft.get("template") or (
+        latest.template if latest else first.template)
+    st.session_state[K_MODEL] = draft.get("model") or (latest.model if latest else ui.default_model())
+    st.session_state[K_MODE] = draft.get("mode") or (latest.mode if latest else "prompt")
 for cls in classes:
     if word_key(cls) not in st.session_state:
         saved = (latest.verbalizer or {}).get(cls.name) if latest else None
-        st.session_state[word_key(cls)] = saved or cls.verbalizer_word
+        st.session_state[word_key(cls)] = draft.get("words", {}).get(cls.name) or saved or (
+            cls.verbalizer_word)
 
 
 def apply_preset() -> None:
@@ -87,6 +91,8 @@ with right:
     verbalizer = {}
     for cls in classes:
         verbalizer[cls.name] = st.text_input(ui.md(cls.name), key=word_key(cls), max_chars=100)
+
+draft.update(template=template, model=model, mode=mode, words=dict(verbalizer))
 
 # ---------------------------------------------------------------- validation
 try:

@@ -18,6 +18,7 @@ from db.models import HUMAN, Document, DocumentEmbedding, Label, LabelClass, Lab
 DEFAULT_TARGET_TOTAL = 30
 STRATEGIES = ("random", "diverse", "keyword")
 HOTKEY_LABELS = 9  # keys 1-9
+EMBED_MAX_LENGTH = 128
 
 # ---------------------------------------------------------------- label set
 
@@ -337,7 +338,9 @@ def compute_embeddings(
         settings_device = _device()
 
         def embed(texts):
-            return mean_pooled_embeddings(texts, model=model, device=settings_device)
+            # 128 tokens are plenty to cluster by topic, and twice as fast as 256 on a CPU.
+            return mean_pooled_embeddings(texts, model=model, device=settings_device,
+                                          max_length=EMBED_MAX_LENGTH)
 
     have = select(DocumentEmbedding.document_id).where(
         DocumentEmbedding.project_id == project_id, DocumentEmbedding.model == model

@@ -91,6 +91,8 @@ def test_create_import_label_with_keyboard_and_save_prompt(app_server, tmp_path,
 
     def shot(page, name: str) -> None:
         settle(page)
+        page.evaluate("document.querySelectorAll('[data-testid=stMain], [data-testid=stAppScrollToBottomContainer]')"
+                      ".forEach(e => e.scrollTo(0, 0))")
         page.wait_for_timeout(300)  # let the last rerun paint
         page.screenshot(path=str(artifacts_dir / f"app1-{name}.png"), full_page=True)
 
@@ -112,7 +114,7 @@ def test_create_import_label_with_keyboard_and_save_prompt(app_server, tmp_path,
             # Import a CSV (gold labels kept for evaluation).
             page.get_by_role("link", name="Import corpus").click()
             settle(page)
-            page.locator(".st-key-import_file input[type=file]").set_input_files(str(csv_path))
+            page.locator("[class*='st-key-import_file'] input[type=file]").set_input_files(str(csv_path))
             expect(page.get_by_text("10 rows, 2 column(s)", exact=False)).to_be_visible()
             settle(page)
             page.locator(".st-key-do_import button").click()
