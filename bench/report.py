@@ -248,6 +248,7 @@ def _speed_md(data: dict) -> list[str]:
         lines += [f"- {r['model']} / {r['device']} / preset `{r['preset']}`: about "
                   f"{_duration(r['estimated_s'])} ({r['basis']})" for r in est]
         lines.append("")
+    lines += _aims_speed(inf, full)
     errors = [r for r in data["speed"]["runs"] if r.get("error")]
     lines += [f"- failed: {r.get('section')} {r.get('preset', '')} {r['error']}" for r in errors]
     return lines
@@ -255,6 +256,26 @@ def _speed_md(data: dict) -> list[str]:
 
 def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def _aims_speed(inf: list[dict], full: list[dict]) -> list[str]:
+    if not inf and not full:
+        return []
+    out = ["Speed aims (computed from the tables):"]
+    for r in inf:
+        verdict = "met" if r["ratio"] >= 1.5 else "NOT met"
+        out.append(f"- predict_proba ≥ 1.5x the plain loop, {r['model']} {r['data']} "
+                   f"{r['device']}: {verdict} ({r['ratio']:.2f}x)")
+    for r in full:
+        if r.get("meta_overhead") is not None:
+            verdict = "met" if r["meta_overhead"] <= 2 else "NOT met"
+            out.append(f"- meta step ≤ 2x a plain unlabelled step, {r['model']} {r['device']} "
+                       f"{r['preset']}: {verdict} ({r['meta_overhead']:.2f}x)")
+        if r["preset"] == "quick" and r["device"] == "cpu":
+            verdict = "met" if r["train_s"] < 300 else "NOT met"
+            out.append(f"- quick preset, {r['n_labeled']} labels + {r['n_unlabeled']} unlabelled "
+                       f"< 5 min on CPU, {r['model']}: {verdict} ({r['train_s'] / 60:.1f} min)")
+    return out + [""]
 
 
 def render(files: list[Path]) -> str:
