@@ -194,3 +194,20 @@ def test_demo_project_from_the_real_bbc_news(db):
 def test_jsonl_nested_values_become_json_text():
     df = read_table(json.dumps({"text": "x", "meta": {"a": [1, 2]}}).encode(), "n.jsonl")
     assert json.loads(df["meta"][0]) == {"a": [1, 2]}
+
+
+def test_delete_project_removes_everything_in_it(db, project):
+    from app.services.labelling import add_label_class, set_label
+    from app.services.projects import create_project, delete_project
+
+    keep = create_project(db, "Keep")
+    import_documents(db, keep.id, pd.DataFrame({"text": ["kept"]}), text_column="text")
+    import_documents(db, project.id, pd.DataFrame({"text": ["a", "b"]}), text_column="text")
+    cls = add_label_class(db, project.id, "x")
+    doc = db.scalar(select(Document).where(Document.project_id == project.id))
+    set_label(db, project.id, doc.id, cls.id)
+    delete_project(db, project.id)
+    assert db.scalar(select(func.count()).select_from(Document)) == 1
+    assert db.scalar(select(func.count()).select_from(Label)) == 0
+    assert db.scalar(select(func.count()).select_from(LabelClass)) == 0
+    assert db.scalar(select(func.count()).select_from(ImportBatch)) == 1

@@ -322,3 +322,38 @@ def test_prompt_preview_truncation_and_zero_shot(db, sentiment_project):
     at.button(key="pr_zero_shot").click().run()
     assert not at.exception
     assert at.dataframe and at.metric
+
+
+def test_rename_to_an_existing_name_is_refused(db):
+    create_project(db, "Alpha")
+    create_project(db, "Beta")
+    at = open_app()
+    pid = at.sidebar.selectbox(key="project_picker").value
+    at.sidebar.text_input(key=f"rename_{pid}").input("beta")
+    at.sidebar.button(key="rename_project").click().run()
+    assert "already exists" in texts(at.error)
+    at.sidebar.text_input(key=f"rename_{pid}").input("  ")
+    at.sidebar.button(key="rename_project").click().run()
+    assert "needs a name" in texts(at.error)
+
+
+def test_import_too_many_training_labels_is_refused(db, project):
+    rows = "\n".join(f"doc {i},label {i}" for i in range(150))
+    at = paste(open_app("import_data"), "text,label\n" + rows + "\n")
+    at.radio(key="label_use").set_value("Training labels").run()
+    at.button(key="do_import").click().run()
+    assert "looks like a text column" in texts(at.error)
+    assert count(db, Document) == 0
+
+
+def test_user_text_is_never_rendered_as_markdown_or_html(db, project):
+    nasty = "**bold** <b>x</b> :red[y] [link](http://e.x)"
+    L.add_label_class(db, project.id, nasty, description="<script>alert(1)</script>")
+    L.add_label_class(db, project.id, "plain")
+    add_docs(db, project.id, ["# Heading? <img src=x onerror=alert(1)>"])
+    at = open_app("labelling")
+    label = at.button(key="lab_class_0").label
+    assert "\\*\\*bold\\*\\*" in label and "\\<b\\>" in label and "\\[link\\]" in label
+    assert "<script>alert(1)</script>" in texts(at.text)  # guidelines as plain text
+    assert "# Heading? <img src=x onerror=alert(1)>" in texts(at.text)  # the document too
+    assert all("onerror" not in str(m.value) for m in at.markdown)
