@@ -17,7 +17,6 @@ import os
 import signal
 import sys
 import threading
-import time
 import traceback
 
 from db import jobs
@@ -160,7 +159,4 @@ def main(argv: list[str] | None = None) -> int:
     worker = WorkerProcess(poll=args.poll, device=args.device)
     worker.install_signal_handlers()
     upgrade_to_head()
-    start = time.monotonic()
-    rc = worker.serve(once=args.once, max_runs=args.max_runs)
-    log.debug("served for %.1f s", time.monotonic() - start)
-    return rc
+    return worker.serve(once=args.once, max_runs=args.max_runs)

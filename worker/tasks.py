@@ -42,9 +42,12 @@ def train(ctx: RunContext, run: Run) -> str:
     if missing:
         raise RunConfigError(f"train run config lacks {missing}")
     mode = config.get("mode", "prompt")
-    list_config = LiSTConfig.from_dict(
-        {**(config.get("list_config") or {}), "mode": mode, "device": ctx.device}
-    )
+    try:
+        list_config = LiSTConfig.from_dict(
+            {**(config.get("list_config") or {}), "mode": mode, "device": ctx.device}
+        )
+    except (TypeError, ValueError) as exc:
+        raise RunConfigError(f"invalid list_config: {exc}") from exc
     verbalizer = dict(config["verbalizer"])
     run_dir = jobs.run_dir(run.id)
     checkpoints = run_dir / "checkpoints"
@@ -60,18 +63,22 @@ def train(ctx: RunContext, run: Run) -> str:
             truncate_after_round(s, run.id, checkpoint.round)
         else:
             truncate_after_round(s, run.id, -1, resumed=False)
-        update_progress(s, run.id, ctx.worker_id, phase="loading model", device=ctx.device)
+        ctx.observe_status(update_progress(s, run.id, ctx.worker_id, phase="loading model",
+                                           device=ctx.device))
     log.info("run %d: %d labelled, %d unlabelled, %d evaluation examples", run.id,
              len(data.labeled), len(data.unlabeled), len(data.eval))
 
-    classifier = PromptClassifier.create(
-        model=_resolve_model(config.get("model")), template=config["template"],
-        verbalizer=verbalizer, mode=mode, adapter=list_config.adapter,
-        max_length=list_config.max_length, device=ctx.device, bf16=list_config.bf16,
-    )
     reporter = DBReporter(ctx)
-    trainer = LiSTTrainer(classifier, list_config, data.labeled, data.unlabeled,
-                          eval=data.eval or None, callbacks=[reporter])
+    try:  # a ValueError here (bad template, verbalizer, data) would fail every retry alike
+        classifier = PromptClassifier.create(
+            model=_resolve_model(config.get("model")), template=config["template"],
+            verbalizer=verbalizer, mode=mode, adapter=list_config.adapter,
+            max_length=list_config.max_length, device=ctx.device, bf16=list_config.bf16,
+        )
+        trainer = LiSTTrainer(classifier, list_config, data.labeled, data.unlabeled,
+                              eval=data.eval or None, callbacks=[reporter])
+    except ValueError as exc:
+        raise RunConfigError(f"{type(exc).__name__}: {exc}") from exc
     try:
         result = trainer.train(checkpoint_dir=checkpoints,
                                resume_from=checkpoint.path if checkpoint is not None else None)

@@ -66,7 +66,9 @@ def test_failing_runs_are_retried_per_policy(session, start_worker, tmp_path):
                                 max_attempts=2)
     bad_config = jobs.enqueue(session, project.id,
                               {**train_config("default"), "eval_source": "bogus"})
-    worker = start_worker("--max-runs", "3")
+    no_mask = jobs.enqueue(session, project.id,
+                           {**train_config("default"), "template": "{text} has no mask."})
+    worker = start_worker("--max-runs", "4")
     assert worker.wait(120) == 0, worker.log()
     log = worker.log()
     assert f"run {broken_model.id} failed (queued)" in log  # 1st attempt: back to the queue
@@ -79,5 +81,8 @@ def test_failing_runs_are_retried_per_policy(session, start_worker, tmp_path):
     assert "no-model" in first.error
     assert (second.status, second.attempts) == (FAILED, 1)
     assert "eval_source 'bogus'" in second.error
+    third = session.get(Run, no_mask.id)
+    assert (third.status, third.attempts) == (FAILED, 1)
+    assert "RunConfigError: PromptError" in third.error and "{mask}" in third.error
     jobs.retry(session, broken_model.id)
     assert jobs.run_status(session, broken_model.id) == QUEUED
