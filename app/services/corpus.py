@@ -110,6 +110,14 @@ def _cell_to_str(value) -> str:
     return str(value)
 
 
+def sniff_delimiter(text: str) -> str:
+    """',' unless the header line clearly uses ';' or '|' (European Excel exports)."""
+    header = text.lstrip("\ufeff").split("\n", 1)[0]
+    counts = {d: header.count(d) for d in (",", ";", "|")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] > counts[","] else ","
+
+
 def _read_delimited(text: str, sep: str, kind: str) -> pd.DataFrame:
     try:
         df = pd.read_csv(
@@ -180,7 +188,7 @@ def read_table(
     else:
         text = _decode(data, encoding)
         if fmt == "csv":
-            df = _read_delimited(text, ",", "CSV")
+            df = _read_delimited(text, sniff_delimiter(text), "CSV")
         elif fmt == "tsv":
             df = _read_delimited(text, "\t", "TSV")
         elif fmt == "jsonl":

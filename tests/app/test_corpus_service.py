@@ -105,6 +105,12 @@ def test_bad_files_give_clear_messages(data, name, message):
         read_table(data, name)
 
 
+def test_semicolon_csv_is_detected():
+    df = read_table(b"text;label\nbonjour, le monde;a\nzwei;b\n", "eu.csv")
+    assert list(df.columns) == ["text", "label"]
+    assert df["text"].tolist() == ["bonjour, le monde", "zwei"]
+
+
 def test_wrong_encoding_can_be_picked():
     df = read_table("café au lait\n".encode("cp1252"), "latin1.txt", encoding="cp1252")
     assert df["text"].tolist() == ["café au lait"]
