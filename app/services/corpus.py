@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
@@ -313,30 +314,34 @@ def import_documents(
         )
         session.add(batch)
         session.flush()
-        idx = df.index[keep]
-        n = len(idx)
-        store_gold = golds is not None and not labels_as_training
+        positions = np.flatnonzero(keep.to_numpy())  # plain lists: Series indexing is slow
+        text_list, hash_list = texts.tolist(), hashes.tolist()
+        text_b_list = texts_b.tolist() if texts_b is not None else None
+        gold_list = golds.tolist() if golds is not None else None
+        n = len(positions)
+        store_gold = gold_list is not None and not labels_as_training
         for start in range(0, n, CHUNK):
-            part = idx[start : start + CHUNK]
+            part = positions[start : start + CHUNK]
             rows = [
                 {
                     "project_id": project_id,
                     "import_batch_id": batch.id,
-                    "text": texts[i],
-                    "text_b": texts_b[i] if texts_b is not None else None,
-                    "gold_label": (golds[i] or None) if store_gold else None,
-                    "content_hash": hashes[i],
+                    "text": text_list[i],
+                    "text_b": text_b_list[i] if text_b_list is not None else None,
+                    "gold_label": (gold_list[i] or None) if store_gold else None,
+                    "content_hash": hash_list[i],
                 }
                 for i in part
             ]
-            session.execute(insert(Document), rows)
+            session.execute(insert(Document.__table__), rows)  # core executemany: fastest
             report((start + len(part)) / max(n, 1) * 0.9, f"{start + len(part):,} / {n:,} documents")
         batch.imported = n
 
         training_labels = 0
         if labels_as_training and golds is not None:
             training_labels = _import_training_labels(
-                session, project_id, batch.id, {hashes[i]: golds[i] for i in idx if golds[i]}
+                session, project_id, batch.id,
+                {hash_list[i]: gold_list[i] for i in positions if gold_list[i]},
             )
         session.commit()
     except ServiceError:
