@@ -20,6 +20,7 @@ with ui.session() as s:
     latest = prompt_service.latest_prompt_config(s, pid)
     versions = prompt_service.list_prompt_configs(s, pid)
     n_docs = corpus_service.document_count(s, pid)
+    has_pairs = prompt_service.corpus_has_pairs(s, pid)
 if len(classes) < 2:
     st.info("A prompt needs at least two labels: define the label set first.",
             icon=":material/sell:")
@@ -104,7 +105,7 @@ except ServiceError as exc:
 problems: list[str] = []
 if tok is not None:
     try:
-        problems = prompt_service.validate(template, verbalizer, tok, labels, mode)
+        problems = prompt_service.validate(template, verbalizer, tok, labels, mode, has_pairs)
     except Exception as exc:  # noqa: BLE001 - a broken template must not crash the page
         problems = [f"Could not check the prompt: {exc}"]
     st.subheader("Check")

@@ -60,12 +60,21 @@ def project_verbalizer(session: Session, project_id: int) -> dict[str, str]:
 
 def validate(
     template: str, verbalizer: dict[str, str], tokenizer, label_names: list[str] | None = None,
-    mode: str = "prompt",
+    mode: str = "prompt", has_pairs: bool | None = None,
 ) -> list[str]:
-    """Every problem with this prompt as a sentence for the user (empty = valid)."""
-    from list_engine import validate_prompt
+    """Every problem with this prompt as a sentence for the user (empty = valid).
+    `has_pairs`: whether the project's documents have a second text (None = unknown)."""
+    from list_engine import PromptError, Template, validate_prompt
 
     problems: list[str] = []
+    if mode == "prompt" and has_pairs is False:
+        try:
+            if Template(template).is_pair:
+                problems.append("This template needs text pairs ({text_a} and {text_b}), but "
+                                "the project's documents have no second text: use {text}, or "
+                                "import a second text column.")
+        except PromptError:
+            pass  # reported below by validate_prompt
     if label_names is not None:
         if len(label_names) < 2:
             problems.append("The project needs at least 2 labels: define them on the Labels page.")
@@ -156,6 +165,14 @@ class Preview:
     truncated: bool
     kept_chars: int
     original_chars: int
+
+
+def corpus_has_pairs(session: Session, project_id: int) -> bool | None:
+    """True/False whether documents have a second text; None for an empty corpus."""
+    first = session.execute(
+        select(Document.text_b).where(Document.project_id == project_id).limit(1)
+    ).first()
+    return None if first is None else first[0] is not None
 
 
 def preview_documents(session: Session, project_id: int, n: int = 3) -> list[Document]:

@@ -38,6 +38,15 @@ def test_wordpiece_validation(bert_tok):
         "The project needs at least 2 labels: define them on the Labels page."]
 
 
+def test_pair_template_needs_pair_documents(db, sentiment_project, bert_tok):
+    words = {"positive": "yes", "negative": "no"}
+    has_pairs = P.corpus_has_pairs(db, sentiment_project.id)
+    assert has_pairs is False
+    problems = P.validate("{text_a}? {mask}, {text_b}", words, bert_tok, has_pairs=has_pairs)
+    assert any("second text" in p for p in problems)
+    assert P.validate("{text_a}? {mask}, {text_b}", words, bert_tok, has_pairs=True) == []
+
+
 def test_bpe_validation_suggests_the_leading_space_form(roberta_tok):
     assert P.is_bpe(roberta_tok)
     problems = P.validate("{text} It was {mask}.", {"pos": "great", "neg": "terrible"},
