@@ -180,6 +180,10 @@ def test_label_set_page(db, project):
     assert [(c.name, c.verbalizer_word) for c in classes] == [
         ("Positive", "positive"), ("Negative", "Technologyish")]
     neg = classes[1]
+    at.text_input(key=f"lc_name_{neg.id}").input("POSITIVE")
+    at.button(key=f"lc_save_{neg.id}").click().run()
+    assert "already a label" in texts(at.error)
+    at.text_input(key=f"lc_name_{neg.id}").input("Negative")
     at.text_input(key=f"lc_word_{neg.id}").input("bad")
     at.button(key=f"lc_save_{neg.id}").click().run()
     db.rollback()  # end the read snapshot
