@@ -74,7 +74,7 @@ def pseudo_accuracy_figure(rows: list[dict], title: str = "Pseudo-label accuracy
     """Share of pseudo-labels that agree with the imported gold label, per round."""
     rows = [r for r in rows if r.get("accuracy") is not None]
     if not rows:
-        return _empty(title, "No gold labels among the unlabelled documents")
+        return _empty(title, "None yet (needs gold labels on unlabelled documents)")
     fig = go.Figure(go.Bar(
         x=[round_name(r["round"]) for r in rows], y=[r["accuracy"] for r in rows],
         text=[f"{100 * r['accuracy']:.1f}%" for r in rows], textposition="auto",

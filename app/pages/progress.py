@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from app import charts, ui
@@ -14,8 +16,10 @@ PROGRESS_RUN_KEY = "progress_run_id"
 
 
 def _run_label(rows_by_id: dict, run_id: int) -> str:
+    """Stable while the run progresses (the selectbox is outside the live fragment)."""
     r = rows_by_id[run_id]
-    return f"#{r.id} · {r.status}" + (f" · {r.model}" if r.model else "")
+    model = Path(r.model).name if r.model else ""
+    return f"Run #{r.id} · {model} · started {r.created_at:%Y-%m-%d %H:%M} UTC"
 
 
 def _header(run) -> None:

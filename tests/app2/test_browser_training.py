@@ -1,0 +1,183 @@
+"""Headless Chromium through training: a real `streamlit run app/main.py` and a real
+`python -m worker` on the tiny model. The project (corpus, labels, prompt) is prepared with
+the part-1 services (its browser flow is tested in tests/app/test_browser.py); this test
+picks the custom preset on the Train page, starts the run, watches the Live progress page
+refresh by itself, and keeps screenshots mid-run and after in test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.app2.conftest import ROOT, build_labelled_project, worker_env
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture()
+def served_project(data_env, tiny_bert_dir, tmp_path):
+    """A prepared project, a worker and the app server on a free port."""
+    from db.migrate import upgrade_to_head
+    from db.session import get_session
+
+    upgrade_to_head()
+    with get_session() as s:
+        project, _ = build_labelled_project(s, "Browser reviews", n_labels=4)
+    env = {**worker_env(data_env.data_dir, tiny_bert_dir), "PYTHONUNBUFFERED": "1"}
+    port = _free_port()
+    with open(tmp_path / "worker.log", "w") as wlog, open(tmp_path / "app.log", "w") as alog:
+        worker = subprocess.Popen([sys.executable, "-m", "worker", "--poll", "0.5"], cwd=ROOT,
+                                  env=env, stdout=wlog, stderr=subprocess.STDOUT)
+        app = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true",
+             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+            cwd=ROOT, env=env, stdout=alog, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                if app.poll() is not None or time.time() > deadline:
+                    raise RuntimeError("streamlit did not start:\n"
+                                       + (tmp_path / "app.log").read_text())
+                time.sleep(0.5)
+            yield url, project.id
+        finally:
+            _stop(app)
+            _stop(worker)
+    if os.environ.get("LIST_KEEP_LOGS"):
+        print((tmp_path / "worker.log").read_text()[-3000:])
+
+
+def test_train_and_watch_live_progress(served_project, artifacts_dir):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, _ = served_project
+
+    def settle(page) -> None:
+        page.wait_for_timeout(200)
+        page.wait_for_function(
+            "document.querySelector('[data-testid=stApp]')"
+            "?.getAttribute('data-test-script-state') === 'notRunning'")
+
+    def shot(page, name: str) -> Path:
+        path = artifacts_dir / f"app2-{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def set_number(page, key: str, value: int) -> None:
+        box = page.locator(f".st-key-{key} input")
+        box.fill(str(value))
+        box.press("Enter")
+        settle(page)
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 2300})
+        page.set_default_timeout(60_000)
+        try:
+            page.goto(url)
+            settle(page)
+            page.get_by_role("link", name="Train").click()
+            settle(page)
+            expect(page.get_by_role("heading", name="Train a classifier")).to_be_visible()
+            expect(page.get_by_text("Trainable parameters")).to_be_visible()
+            # The worker is running: no "start a worker" warning.
+            expect(page.get_by_text("No worker is running")).to_have_count(0)
+
+            page.locator(".st-key-train_preset").get_by_text("custom").click()
+            settle(page)
+            set_number(page, "k_teacher", 60)
+            set_number(page, "k_usteps", 60)
+            set_number(page, "k_lsteps", 20)
+            set_number(page, "k_rounds", 2)
+            shot(page, "1-train")
+            page.locator(".st-key-start_training button").click()
+            settle(page)
+            expect(page.get_by_text("queued", exact=False).first).to_be_visible()
+
+            page.get_by_role("link", name="Live progress").click()
+            settle(page)
+            status = page.get_by_test_id("stMetricValue").first
+            # The fragment refreshes by itself: no reload, no click from here on.
+            expect(status).to_contain_text("running", timeout=60_000)
+            page.wait_for_function(
+                "[...document.querySelectorAll('[data-testid=stProgress] p, "
+                "[data-testid=stMarkdownContainer] p')]"
+                ".some(e => /Round [12] of 2/.test(e.innerText))", timeout=120_000)
+            page.wait_for_timeout(2500)  # one more refresh: the teacher's charts painted
+            mid = shot(page, "2-progress-mid-run")
+            expect(status).to_contain_text("succeeded", timeout=180_000)
+            settle(page)
+            page.wait_for_timeout(1500)  # plotly paints after the rerun
+            expect(page.get_by_text("Accuracy").first).to_be_visible()
+            after = shot(page, "3-progress-after")
+            assert mid.stat().st_size > 10_000 and after.stat().st_size > 10_000
+
+            page.get_by_role("link", name="Runs").click()
+            settle(page)
+            expect(page.get_by_text("(training): succeeded", exact=False)).to_be_visible()
+            shot(page, "4-runs")
+
+            page.get_by_role("link", name="Pseudo-label inspector").click()
+            settle(page)
+            expect(page.get_by_text("Pseudo-labelled documents")).to_be_visible()
+            page.get_by_role("button", name="Accept", exact=True).click()
+            settle(page)
+            expect(page.get_by_text("pseudo-label accepted", exact=False)).to_be_visible()
+            shot(page, "5-inspector")
+
+            page.get_by_role("link", name="Export").click()
+            settle(page)
+            page.locator(".st-key-export_build button").click()
+            settle(page)
+            expect(page.locator(".st-key-export_download button")).to_be_visible()
+            shot(page, "6-export")
+
+            page.get_by_role("link", name="Predict").click()
+            settle(page)
+            page.locator(".st-key-predict_text textarea").fill("a great film, loved it")
+            page.locator(".st-key-predict_one button").click()
+            settle(page)
+            expect(page.get_by_text("Predicted label")).to_be_visible()
+            shot(page, "7-predict")
+        finally:
+            browser.close()
