@@ -160,7 +160,7 @@ def main() -> None:
         m3.metric("Trainable parameters",
                   f"{params[0]:,}" if params else "-",
                   help=f"of {params[1]:,} in total" if params else None)
-        m4.metric("Estimated time", estimate.text)
+        m4.metric("Estimated time", estimate.short, help=estimate.text)
         rounds = list_config.get("rounds", 0)
         st.caption(
             f"Teacher: {list_config['teacher_steps']} steps; then {rounds} round(s) of "

@@ -307,6 +307,16 @@ class TimeEstimate:
     def text(self) -> str:
         return f"{format_duration(self.low_s)} to {format_duration(self.high_s)}"
 
+    @property
+    def short(self) -> str:
+        """Compact range for a metric tile: "20-80 s", "2-9 min", "1.5-6.0 h"."""
+        lo, hi = self.low_s, self.high_s
+        if hi < 90:
+            return f"{lo:.0f}–{hi:.0f} s"
+        if hi < 5400:
+            return f"{max(1, round(lo / 60))}–{max(1, round(hi / 60))} min"
+        return f"{lo / 3600:.1f}–{hi / 3600:.1f} h"
+
 
 def format_duration(seconds: float | None) -> str:
     if seconds is None:

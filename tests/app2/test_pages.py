@@ -51,7 +51,7 @@ def test_train_page_summary_and_start(db, labelled_project):
     assert metrics["Training labels"] == "6"
     assert metrics["Unlabelled pool"] == "18"
     assert metrics["Trainable parameters"] != "-"
-    assert " to " in metrics["Estimated time"]
+    assert "–" in metrics["Estimated time"]
     text = _texts(at)
     assert "python -m worker" in text  # no worker: says how to start one
     assert "18 unlabelled documents with an imported gold label" in text

@@ -124,6 +124,8 @@ def test_time_estimate_is_a_range_and_scales():
     measured = training.estimate_time(quick, counts, 0, None, "cpu", measured_s_per_unit=0.01)
     assert "measured" in measured.basis
     assert training.format_duration(3725) == "1 h 02 min"
+    assert training.TimeEstimate(30, 120, "").short == "1–2 min"
+    assert training.TimeEstimate(10, 40, "").short == "10–40 s"
 
 
 def test_parameter_counts_of_the_tiny_model(data_env):
