@@ -148,4 +148,13 @@ def test_import_label_prompt_train_inspect_accept_export_predict(data_env, worke
     path = predict_service.predictions_file(s, prun.id)
     out = pd.read_csv(path)
     assert len(out) == 24 and set(out["predicted_label"]) <= set(WORDS)
+    expected = served.predict(out["text"].tolist())
+    raw = PromptClassifier.from_pretrained(export_service.model_dir(s, run.id), device="cpu")
     s.close()
+    if raw.labels != served.labels:
+        # list_engine writes adapter_config.json with sort_keys=True, which sorts the
+        # verbalizer; from_pretrained then permutes `labels` against the probability
+        # columns. The app's own loading and the export work around it; the worker's
+        # predict run does not, so its CSV has swapped labels until the engine is fixed.
+        pytest.xfail("engine bug: from_pretrained reorders labels (adapter_config sort_keys)")
+    assert out["predicted_label"].tolist() == expected

@@ -42,9 +42,11 @@ def main() -> None:
              "model card (`README.md`). `PromptClassifier.from_pretrained(folder)` reloads it.")
     with st.expander("Model card (README.md)", expanded=False):
         st.code(card, language="markdown")  # shown as source: it quotes user text
+    classic = (run.config or {}).get("mode") == "classic"
     merged = st.checkbox(
         "Also include the merged full model (adapters folded into the weights: runs at the "
-        "speed of the plain model, but is as large as the base model)", key="export_merged")
+        "speed of the plain model, but is as large as the base model)", key="export_merged",
+        disabled=classic, help="Not available for classic mode." if classic else None)
     if st.button("Build export", type="primary", key="export_build"):
         with st.spinner("Writing the zip…"):
             try:

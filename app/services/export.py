@@ -91,7 +91,31 @@ def _fmt(x) -> str:
     return "-" if x is None else f"{100 * float(x):.1f} %"
 
 
-def model_card(session: Session, run: Run, adapter_config: dict | None = None) -> str:
+def _data_lines(data: dict | None, counts) -> list[str]:
+    """The card's data section: the counts recorded when the run started, else today's."""
+    if data:
+        per_class = data.get("train_per_class") or {}
+        return [
+            "## Data (when the run started)",
+            f"- Training labels: {sum(per_class.values())} "
+            f"({', '.join(f'{k}: {v}' for k, v in per_class.items())})",
+            f"- Held-out labels (evaluation): {data.get('held_out', 0)}",
+            f"- Unlabelled documents: {data.get('unlabelled', 0)}",
+            f"- Documents with gold labels: {data.get('gold', 0)}",
+            f"- Evaluation examples: {data.get('evaluation', 0)}",
+        ]
+    return [
+        "## Data (counts at export time)",
+        f"- Training labels: {counts.train_total} "
+        f"({', '.join(f'{k}: {v}' for k, v in counts.train_per_class.items())})",
+        f"- Held-out labels (evaluation): {counts.held_out_total}",
+        f"- Unlabelled documents: {counts.unlabelled}",
+        f"- Documents with gold labels: {counts.gold}",
+    ]
+
+
+def model_card(session: Session, run: Run, adapter_config: dict | None = None,
+               merged: bool = False) -> str:
     """The README.md of the export: what the model is, how it was trained, how to use it."""
     cfg = run.config or {}
     lc = cfg.get("list_config") or {}
@@ -129,12 +153,7 @@ def model_card(session: Session, run: Run, adapter_config: dict | None = None) -
         f"- Evaluation set: {cfg.get('eval_source', 'auto')}",
         f"- Device: {run.device or '-'}",
         "",
-        "## Data (counts at export time)",
-        f"- Training labels: {counts.train_total} "
-        f"({', '.join(f'{k}: {v}' for k, v in counts.train_per_class.items())})",
-        f"- Held-out labels (evaluation): {counts.held_out_total}",
-        f"- Unlabelled documents: {counts.unlabelled}",
-        f"- Documents with gold labels: {counts.gold}",
+        *_data_lines(cfg.get("data"), counts),
         "",
         "## Metrics",
     ]
@@ -162,8 +181,19 @@ def model_card(session: Session, run: Run, adapter_config: dict | None = None) -
         "",
         "The base model is loaded from the name or path above: keep it reachable "
         "(a hub name, or the same local folder).",
-        "Command line: `python -m list_engine predict --model-dir path/to/this/folder ...`",
+        "Command line: `python -m list_engine predict --model-dir path/to/this/folder "
+        "--input texts.csv --output predictions.csv` (a CSV with a `text` column).",
     ]
+    if merged:
+        lines += [
+            "",
+            "## Merged model (`merged/`)",
+            "The adapters folded into the dense weights: a plain `transformers` masked-LM "
+            "folder (`AutoModelForMaskedLM.from_pretrained(\"merged\")` with its tokenizer). "
+            "Classify by reading the mask-position logits of the label words listed in "
+            "`merged/list_prompt.json` (template, label words, labels in class order); it runs "
+            "at the speed of the base model, without adapter layers.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -207,7 +237,7 @@ def build_export(session: Session, run_id: int, *, merged: bool = False,
         else:
             zf.write(src / "adapter_config.json", f"{name}/adapter_config.json")
         files.append(f"{name}/adapter_config.json")
-        zf.writestr(f"{name}/README.md", model_card(session, run, adapter_config))
+        zf.writestr(f"{name}/README.md", model_card(session, run, adapter_config, merged))
         files.append(f"{name}/README.md")
         if merged:
             from list_engine import PromptClassifier

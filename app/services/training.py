@@ -479,6 +479,14 @@ def start_training(session: Session, project_id: int, prompt_config_id: int, *,
         "eval_source": eval_source,
         "prompt_version": config.version,
         "preset": preset,
+        # What the data looked like when the run was started (for the model card).
+        "data": {
+            "train_per_class": summary.counts.train_per_class,
+            "held_out": summary.counts.held_out_total,
+            "unlabelled": summary.counts.unlabelled,
+            "gold": summary.counts.gold,
+            "evaluation": summary.evaluation.size,
+        },
     }
     # Work units let the next estimate use this run's measured speed.
     run_config["_work_units"] = work_units(list_config, summary.counts.unlabelled,

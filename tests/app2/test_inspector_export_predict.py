@@ -81,7 +81,8 @@ def test_export_zip_reloads_with_the_same_predictions(trained, trained_db, tmp_p
     with zipfile.ZipFile(result.path) as zf:
         card = zf.read(f"run-{run_id}/README.md").decode()
     for needle in ("Base model", "{text} It was {mask}.", "`positive` -> `great`", "Seed: 7",
-                   "| teacher (0) |", "Training labels: 6", "from_pretrained"):
+                   "| teacher (0) |", "Training labels: 6", "from_pretrained",
+                   "Data (when the run started)", "Unlabelled documents: 18"):
         assert needle in card, needle
     folder = export_service.unpack(result.path, tmp_path / "unzipped")
     texts = ["great film, loved it", "boring and awful", "a joy"]
@@ -126,6 +127,8 @@ def test_export_with_merged_model(trained, trained_db):
     result = export_service.build_export(trained_db, trained.run_id, merged=True)
     names = {n.split("/", 1)[1] for n in result.files}
     assert "merged/config.json" in names and "merged/list_prompt.json" in names
+    with zipfile.ZipFile(result.path) as zf:
+        assert "Merged model" in zf.read(f"run-{trained.run_id}-merged/README.md").decode()
 
 
 def test_export_without_model_is_refused(db, labelled_project):
