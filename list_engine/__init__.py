@@ -12,6 +12,7 @@ from .config import PRESETS, AdapterConfig, LiSTConfig
 from .modeling import (
     ModelLoadError,
     PromptClassifier,
+    load_tokenizer,
     mean_pooled_embeddings,
     resolve_device,
     resolve_model_path,
@@ -33,7 +34,7 @@ __all__ = [
     "Example", "Template", "Verbalizer", "PromptError", "RenderedPrompt", "TaskPreset",
     "TASK_PRESETS", "validate_prompt", "render_prompt",
     "AdapterConfig", "LiSTConfig", "PRESETS",
-    "PromptClassifier", "ModelLoadError", "resolve_model_path", "resolve_device",
+    "PromptClassifier", "ModelLoadError", "resolve_model_path", "resolve_device", "load_tokenizer",
     "mean_pooled_embeddings",
     "Callback", "StepEvent", "PseudoLabelEvent", "TrainResult", "TqdmCallback",
     "LiSTTrainer",

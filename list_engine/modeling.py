@@ -145,6 +145,7 @@ def load_masked_lm(path: str):
                             output_loading_info=True)
 
 
+_WARNED_UNTRAINED_HEAD: set[str] = set()  # say it once per model, not at every load
 _HASH_CACHE: dict[tuple[str, float, int], str] = {}
 
 
@@ -273,7 +274,9 @@ class PromptClassifier:
         head_missing = sorted(k for k in missing if k.startswith(head_prefixes))
         pretrained = not head_missing
         if mode != "classic" and not pretrained:
-            logger.warning("model %s: the checkpoint has no pretrained MLM head (%d head "
+            first = path not in _WARNED_UNTRAINED_HEAD
+            _WARNED_UNTRAINED_HEAD.add(path)
+            logger.log(logging.WARNING if first else logging.DEBUG,"model %s: the checkpoint has no pretrained MLM head (%d head "
                            "tensors missing, e.g. %s); the head starts untrained and will be "
                            "trained (recorded as mlm_head_pretrained=false)",
                            model, len(head_missing), head_missing[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,5 +79,9 @@ class Stepper:
             if self.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
             self.optimizer.step()
-        self.scheduler.step()
+            self.scheduler.step()
+        else:  # keep the schedule on time; torch warns when no optimizer step came first
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                self.scheduler.step()
         return lr
