@@ -261,3 +261,28 @@ def test_predict_page_empty_text_and_no_model(db, labelled_project, trained=None
     project, _ = labelled_project
     at = app_test("predict.py", project.id).run()
     assert any("No trained model yet" in i.value for i in at.info)
+
+
+def test_predict_page_uploaded_file(trained, trained_db):
+    at = app_test("predict.py", trained.project_id).run()
+    at.radio(key="predict_source").set_value("file").run()
+    assert _button(at, "predict_start").disabled
+    at.file_uploader(key="predict_upload").upload(
+        "new.csv", b"id,body\n1,a great film\n2,so boring\n", "text/csv").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="predict_column").options == ["id", "body"]
+    at.selectbox(key="predict_column").set_value("body").run()
+    _button(at, "predict_start").click().run()
+    assert not at.exception, at.exception
+    _fresh(trained_db)
+    run = trained_db.query(Run).filter_by(kind="predict").one()
+    assert run.config["text_column"] == "body"
+    assert run.config["input"].startswith(str(trained.data_dir))
+
+
+def test_predict_page_bad_upload(trained):
+    at = app_test("predict.py", trained.project_id).run()
+    at.radio(key="predict_source").set_value("file").run()
+    at.file_uploader(key="predict_upload").upload("bad.csv", b"\xff\xfe\x00bad", "text/csv").run()
+    assert not at.exception
+    assert any("not UTF" in e.value for e in at.error)
