@@ -8,11 +8,9 @@ from tests.app2.conftest import TINY_CONFIG, app_test
 
 
 def _texts(at) -> str:
-    parts = []
-    for kind in ("markdown", "error", "warning", "info", "success", "caption", "text", "code"):
-        parts += [str(e.value) for e in getattr(at, kind) if hasattr(at, kind)] if kind != "code" else \
-            [str(e.value) for e in at.code]
-    return "\n".join(parts)
+    """Everything the page wrote, as one string."""
+    kinds = ("markdown", "error", "warning", "info", "success", "caption", "text", "code")
+    return "\n".join(str(e.value) for kind in kinds for e in getattr(at, kind))
 
 
 def _fresh(session) -> None:
