@@ -22,7 +22,7 @@ def _run_label(rows_by_id: dict, run_id: int) -> str:
     return f"Run #{r.id} · {model} · started {r.created_at:%Y-%m-%d %H:%M} UTC"
 
 
-def _header(run) -> None:
+def _header(s, run) -> None:
     row_status = f"{run_service.STATUS_ICONS.get(run.status, '')} {run.status}"
     st.progress(min(max(float(run.progress or 0.0), 0.0), 1.0),
                 text=ui.md(run_service.progress_text(run)))
@@ -35,6 +35,14 @@ def _header(run) -> None:
     if run.status == "failed" and run.error:
         st.error("The run failed. The error:", icon=":material/error:")
         st.code(run.error, language=None)
+    elif run.status in ("running", "cancelling"):
+        from db import queries
+
+        p = queries.run_progress(s, run.id)
+        if p is not None and not p.heartbeat_fresh:
+            st.warning("The worker running this run has gone silent (no heartbeat). If it "
+                       "died, the run goes back to the queue and resumes from its last "
+                       "finished round when a worker is running.", icon=":material/warning:")
     elif run.status == "queued":
         st.info("Waiting for a worker to pick this run up. If nothing happens, start one with "
                 "`python -m worker`.", icon=":material/hourglass_empty:")
@@ -71,7 +79,7 @@ def _charts(s, run) -> None:
 def render_run(run_id: int) -> None:
     with ui.session() as s:
         run = run_service.get_run(s, run_id)
-        _header(run)
+        _header(s, run)
         _charts(s, run)
         return run.status
 

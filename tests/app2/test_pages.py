@@ -284,3 +284,22 @@ def test_predict_page_bad_upload(trained):
     at.file_uploader(key="predict_upload").upload("bad.csv", b"\xff\xfe\x00bad", "text/csv").run()
     assert not at.exception
     assert any("not UTF" in e.value for e in at.error)
+
+
+def test_progress_page_warns_about_a_silent_worker(db, labelled_project):
+    from datetime import timedelta
+
+    project, config = labelled_project
+    cfg = training.build_list_config("custom", TINY_CONFIG)
+    run = training.start_training(db, project.id, config.id, list_config=cfg)
+    r = db.get(Run, run.id)
+    r.status, r.started_at, r.progress, r.current_round, r.total_rounds = (
+        "running", utcnow() - timedelta(minutes=5), 0.4, 1, 2)
+    r.heartbeat_at = utcnow() - timedelta(minutes=4)
+    db.commit()
+    at = app_test("progress.py", project.id).run()
+    assert not at.exception, at.exception
+    assert any("gone silent" in w.value for w in at.warning)
+    assert at.get("progress")[0].proto.text.startswith("Round 1 of 2")
+    eta = {m.label: m.value for m in at.metric}["Time left (ETA)"]
+    assert eta.endswith("s") or "min" in eta
