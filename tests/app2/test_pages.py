@@ -55,6 +55,12 @@ def test_train_page_summary_and_start(db, labelled_project):
     assert "18 unlabelled documents with an imported gold label" in text
     start = _button(at, "start_training")
     assert not start.disabled
+    at.radio(key="train_mode").set_value("classic").run()
+    assert not at.exception, at.exception
+    assert {m.label: m.value for m in at.metric}["Trainable parameters"] != "-"
+    at.radio(key="train_mode").set_value("prompt").run()
+    at.radio(key="train_preset").set_value("paper").run()
+    assert not at.exception
     at.radio(key="train_preset").set_value("custom").run()
     assert not at.exception
     at.number_input(key="k_rounds").set_value(1).run()
