@@ -112,18 +112,10 @@ def list_runs(session: Session, project_id: int, kind: str | None = None) -> lis
 
 
 def get_run(session: Session, run_id: int, project_id: int | None = None) -> Run:
-    run = session.get(Run, run_id)
+    run = queries.get_run(session, run_id)  # fresh from the database
     if run is None or (project_id is not None and run.project_id != project_id):
         raise ServiceError(f"Run #{run_id} does not exist (any more).")
-    session.refresh(run)
     return run
-
-
-def train_runs(session: Session, project_id: int, statuses=None) -> list[Run]:
-    stmt = select(Run).where(Run.project_id == project_id, Run.kind == "train")
-    if statuses:
-        stmt = stmt.where(Run.status.in_(statuses))
-    return list(session.scalars(stmt.order_by(Run.id.desc())))
 
 
 # ----------------------------------------------------------------------------- actions
