@@ -509,8 +509,11 @@ class PromptClassifier:
         local = config.get("base_model_path")
         if base != "default" and local and Path(local).is_dir():
             base = local
+        # The JSON is written with sorted keys: rebuild the verbalizer in class order.
+        labels = config.get("labels") or list(config["verbalizer"])
+        verbalizer = {label: config["verbalizer"][label] for label in labels}
         clf = cls.create(model=base, template=config.get("template"),
-                         verbalizer=config["verbalizer"], mode=config["mode"],
+                         verbalizer=verbalizer, mode=config["mode"],
                          adapter=AdapterConfig.from_dict(config.get("adapter")),
                          max_length=config["max_length"], device=device)
         expected = config.get("base_model_sha256")

@@ -84,6 +84,17 @@ def test_save_load_round_trip(tiny_bert_dir, tmp_path):
     assert loaded.labels == ["neg", "pos"] and loaded.metrics == {"accuracy": 0.5}
 
 
+def test_save_load_keeps_class_order(tiny_bert_dir, tmp_path):
+    """Labels not in alphabetical order survive the sorted-keys JSON config."""
+    words = {"pos": "great", "neg": "terrible", "mid": "fine"}
+    clf = PromptClassifier.create(str(tiny_bert_dir), TEMPLATE, words, device="cpu")
+    before = clf.predict_proba(["a great movie", "dull"])
+    clf.save_pretrained(tmp_path / "m")
+    loaded = PromptClassifier.from_pretrained(tmp_path / "m", device="cpu")
+    assert loaded.labels == ["pos", "neg", "mid"]
+    np.testing.assert_array_equal(loaded.predict_proba(["a great movie", "dull"]), before)
+
+
 def test_predict_keeps_order_and_examples(tiny_bert_dir):
     clf = PromptClassifier.create(str(tiny_bert_dir), TEMPLATE, WORDS, device="cpu")
     texts = ["long " * 30, "short", "medium length text here"]
