@@ -52,8 +52,8 @@ def test_cli_train_predict_evaluate(tmp_path):
     unlabeled = write(tmp_path / "u.csv", rows(48, 100, labelled=False))
     evaluation = write(tmp_path / "e.csv", rows(24, 500))
     out = tmp_path / "model"
-    overrides = {"teacher_steps": 30, "unlabeled_steps": 20, "labeled_steps": 10,
-                 "unlabeled_sample_size": 24, "max_length": 24}
+    overrides = {"teacher_steps": 30, "unlabeled_steps": 30, "labeled_steps": 10,
+                 "unlabeled_sample_size": 32, "max_length": 24}
     proc = run("train", "--labeled", str(labeled), "--unlabeled", str(unlabeled),
                "--eval", str(evaluation), "--template", "{text} It was {mask}.",
                "--verbalizer", '{"neg": "terrible", "pos": "great"}', "--model", "default",
@@ -78,4 +78,5 @@ def test_cli_train_predict_evaluate(tmp_path):
     proc = run("evaluate", "--model-dir", str(out), "--data", str(evaluation), "--device", "cpu")
     result = json.loads(proc.stdout)
     assert result["accuracy"] == pytest.approx(metrics["rounds"][-1]["accuracy"])
-    assert result["accuracy"] > 0.7  # the generated task is easy: it must learn
+    accuracies = [m["accuracy"] for m in metrics["rounds"]]
+    assert min(accuracies) > 0.7, accuracies  # the generated task is easy: it must learn
