@@ -163,8 +163,12 @@ def cmd_evaluate(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate}[
-        args.command](args)
+    command = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate}[args.command]
+    try:
+        return command(args)
+    except (ValueError, OSError) as exc:  # PromptError, ModelLoadError, bad config/data
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -80,3 +80,13 @@ def test_cli_train_predict_evaluate(tmp_path):
     assert result["accuracy"] == pytest.approx(metrics["rounds"][-1]["accuracy"])
     accuracies = [m["accuracy"] for m in metrics["rounds"]]
     assert min(accuracies) > 0.7, accuracies  # the generated task is easy: it must learn
+
+
+def test_cli_reports_bad_prompt_cleanly(tmp_path, capsys):
+    from list_engine.__main__ import main
+
+    labeled = write(tmp_path / "l.csv", rows(4, 0))
+    code = main(["train", "--labeled", str(labeled), "--template", "{text} {mask}",
+                 "--verbalizer", '{"pos": "great"}', "--no-self-training", "--out",
+                 str(tmp_path / "m")])
+    assert code == 2 and "at least 2" in capsys.readouterr().err
