@@ -300,9 +300,8 @@ class LiSTTrainer:
         lab_y = self._lab_y[meta_idx].to(clf.device)
         g = labeled_gradient(lambda: ce_loss(clf.logits(lab_batch), lab_y), params)
 
-        def per_example(p):
-            with clf.autocast():
-                logits = torch.func.functional_call(module, p, kwargs=batch)
+        def per_example(p):  # fp32 even with bf16 on: a difference quotient needs precision
+            logits = torch.func.functional_call(module, p, kwargs=batch)
             return kd_loss_per_example(logits, target, cfg.kd_temperature)
 
         base = {k: v.detach() for k, v in params.items()}
