@@ -157,3 +157,18 @@ def test_trainer_validates_inputs(tiny_bert_dir, labeled, unlabeled):
         LiSTTrainer(clf, tiny_config(), bad, unlabeled)
     with pytest.raises(ValueError, match="unlabelled"):
         LiSTTrainer(clf, tiny_config(), labeled, [])
+
+
+def test_bpe_and_full_mode_round_trip(tiny_roberta_dir, tiny_bert_dir, labeled, unlabeled,
+                                      tmp_path):
+    words = {"neg": " terrible", "pos": " great"}  # BPE: the leading-space forms
+    rob = PromptClassifier.create(str(tiny_roberta_dir), TEMPLATE, words, device="cpu")
+    assert rob.model_type == "roberta" and len(rob.trainable_names) > 0
+    LiSTTrainer(rob, tiny_config(rounds=1), labeled, unlabeled).train()
+    full = make(tiny_bert_dir, "full")
+    LiSTTrainer(full, tiny_config(rounds=0, mode="full"), labeled, unlabeled).train()
+    texts = ["good", "bad movie"]
+    for clf, name in ((rob, "rob"), (full, "full")):
+        clf.save_pretrained(tmp_path / name)
+        again = PromptClassifier.from_pretrained(tmp_path / name, device="cpu")
+        np.testing.assert_array_equal(again.predict_proba(texts), clf.predict_proba(texts))
