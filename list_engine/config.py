@@ -204,7 +204,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(
         teacher_steps=100, teacher_lr=1e-3, rounds=2, unlabeled_steps=120,
         kd_warmup_fraction=0.6, labeled_steps=40, student_lr=1e-3, labeled_batch_size=8,
-        unlabeled_batch_size=16, meta_batch_size=8, max_length=64, grad_clip=1.0,
+        unlabeled_batch_size=16, meta_batch_size=4, max_length=64, grad_clip=1.0,
         weight_decay=0.0, unlabeled_sample_size=1000,
     ),
 }
