@@ -96,3 +96,36 @@ def test_merge_is_exact(tiny_bert_dir):
     assert not any(isinstance(m, AdapterLinear) for m in clf.module.modules())
     np.testing.assert_allclose(clf.predict_proba(texts), before, atol=1e-5)
     assert abs(before - 0.5).max() > 1e-3  # the adapters did change the model
+
+
+@pytest.mark.parametrize("kind", ["roberta", "xlm-roberta", "electra", "mpnet", "distilbert"])
+def test_prompt_classifier_on_every_architecture(kind, tiny_bert_dir, tmp_path):
+    """Head paths of the target map work end to end (WordPiece vocab reused for all)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    vocab = len(tokenizer)
+    small = dict(SMALL, vocab_size=vocab, max_position_embeddings=64,
+                 pad_token_id=tokenizer.pad_token_id)
+    config = {
+        "roberta": lambda: RobertaConfig(**small),
+        "xlm-roberta": lambda: XLMRobertaConfig(**small),
+        "electra": lambda: ElectraConfig(embedding_size=8, **small),
+        "mpnet": lambda: MPNetConfig(**small),
+        "distilbert": lambda: DistilBertConfig(vocab_size=vocab, dim=12, n_layers=2, n_heads=2,
+                                               hidden_dim=24, max_position_embeddings=64,
+                                               pad_token_id=tokenizer.pad_token_id),
+    }[kind]()
+    torch.manual_seed(0)
+    AutoModelForMaskedLM.from_config(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    clf = PromptClassifier.create(str(tmp_path), TEMPLATE, WORDS, device="cpu")
+    assert clf.model_type == kind and clf.mlm_head_pretrained
+    probs = clf.predict_proba(["a great movie", "bad"])
+    assert probs.shape == (2, 2) and np.allclose(probs.sum(1), 1.0, atol=1e-6)
+    names = clf.trainable_names
+    assert sum("adapter_down" in n for n in names) == 4
+    head = [n for n in names if "adapter" not in n]
+    assert any(n.endswith("decoder.weight") or n.endswith("lm_head.weight")
+               or n.endswith("vocab_projector.weight") for n in head), head
+    assert len(head) >= 5  # transform dense (w, b), LayerNorm (w, b), label rows (w, b)
