@@ -135,6 +135,9 @@ class LiSTTrainer:
             status = "stopped"
             if last_state is not None:  # back to the last finished round
                 self.classifier.load_trainable_state(last_state)
+            else:  # stopped inside the teacher phase: nothing finished, back to the start
+                self.classifier.reset_trainable(
+                    torch.Generator().manual_seed(round_seed(cfg.seed, 0)))
             logger.info("training stopped by a callback after round %s", completed)
         self.classifier.module.eval()
         self.classifier.metrics = {"rounds": metrics}

@@ -172,3 +172,13 @@ def test_bpe_and_full_mode_round_trip(tiny_roberta_dir, tiny_bert_dir, labeled, 
         clf.save_pretrained(tmp_path / name)
         again = PromptClassifier.from_pretrained(tmp_path / name, device="cpu")
         np.testing.assert_array_equal(again.predict_proba(texts), clf.predict_proba(texts))
+
+
+def test_stop_inside_teacher(tiny_bert_dir, labeled, unlabeled, tmp_path):
+    clf = make(tiny_bert_dir)
+    rec = Recorder(stop_at=(0, "teacher"))
+    result = LiSTTrainer(clf, tiny_config(), labeled, unlabeled, callbacks=[rec]).train(
+        checkpoint_dir=tmp_path)
+    assert result.status == "stopped" and result.metrics == [] and result.rounds_completed == 0
+    assert len(rec.of("step")) == 1 and not any(tmp_path.iterdir())
+    assert rec.of("end")[0][1] is result
