@@ -25,7 +25,8 @@ def main() -> None:
             return
         by_id = {r.id: r for r in runs}
         run_id = st.selectbox("Trained run", list(by_id), key="export_run",
-                              format_func=lambda i: f"#{i} · {(by_id[i].config or {}).get('model', '')}")
+                              format_func=lambda i: f"Run #{i} · "
+                              f"{Path(str((by_id[i].config or {}).get('model', ''))).name}")
         run = by_id[run_id]
         try:
             folder = export_service.model_dir(s, run_id)

@@ -33,8 +33,8 @@ def _single_text(model_path: Path) -> None:
             ui.error(exc)
             return
         top = df.iloc[0]
-        st.metric("Predicted label", str(top["label"]), f"{100 * top['probability']:.1f} %",
-                  delta_color="off")
+        st.metric("Predicted label", str(top["label"]))
+        st.caption(f"with probability {100 * top['probability']:.1f} %")
         st.dataframe(df, hide_index=True, column_config={
             "probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0,
                                                            format="percent")})
@@ -119,16 +119,19 @@ def main() -> None:
             return
         by_id = {r.id: r for r in runs}
         run_id = st.selectbox("Model of run", list(by_id), key="predict_run",
-                              format_func=lambda i: f"#{i} · {(by_id[i].config or {}).get('model', '')}")
+                              format_func=lambda i: f"Run #{i} · "
+                              f"{Path(str((by_id[i].config or {}).get('model', ''))).name}")
         try:
             model_path = export_service.model_dir(s, run_id)
         except ServiceError as exc:
             ui.error(exc)
             return
-        active = any(r.status not in FINISHED_STATUSES for r in predict_service.predict_runs(s, project.id))
     _single_text(model_path)
     st.divider()
     _start_background(project.id, run_id)
+    with ui.session() as s:  # after a possible start: a new run makes the list live
+        active = any(r.status not in FINISHED_STATUSES
+                     for r in predict_service.predict_runs(s, project.id))
     if active:
         _live_predict_runs(project.id)
     else:

@@ -179,6 +179,11 @@ def test_train_and_watch_live_progress(served_project, artifacts_dir):
             page.locator(".st-key-predict_one button").click()
             settle(page)
             expect(page.get_by_text("Predicted label")).to_be_visible()
+            # the whole corpus in the background (a predict run on the worker) -> CSV
+            page.locator(".st-key-predict_start button").click()
+            settle(page)
+            expect(page.get_by_role("button", name="Download predictions of run #2 (CSV)")
+                   ).to_be_visible(timeout=120_000)
             shot(page, "7-predict")
         finally:
             browser.close()
