@@ -59,8 +59,9 @@ def label_ordered_config(config: dict) -> dict:
     """The adapter config with its verbalizer in class order (`labels`).
 
     `adapter_config.json` is written with sorted keys, which sorts the verbalizer's label
-    names; `from_pretrained` takes the class order from the verbalizer, so without this the
-    reloaded model's `labels` are permuted against its probability columns."""
+    names. list_engine before 6c2620b took the class order from the verbalizer, permuting
+    `labels` against the probability columns; model folders saved then still load right
+    with this (a no-op for folders whose verbalizer is already in class order)."""
     labels, verbalizer = config.get("labels"), config.get("verbalizer")
     if not labels or not isinstance(verbalizer, dict) or list(verbalizer) == list(labels):
         return config
