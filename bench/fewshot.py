@@ -91,6 +91,7 @@ def run_fewshot(
                     "words": task.words, "split": split, "options": options,
                     "max_length": max_length}, isolate=isolate))
                 record["wall_s"] = time.perf_counter() - t0
+                record["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
                 if record.get("error"):
                     log(f"{task.name} seed {seed} {method}: FAILED {record['error']}")
                 else:
