@@ -44,7 +44,7 @@ from db.session import write_transaction
 from db.settings import get_settings
 
 ACTIVE_STATUSES = (RUNNING, CANCELLING)
-RUN_KINDS = ("train", "predict")
+RUN_KINDS = ("train", "predict", "embed")
 
 
 class JobError(ValueError):

@@ -170,7 +170,8 @@ class Worker(Base):
 
 
 class Run(Base):
-    """A job: `kind` is "train" (LiST training) or "predict" (label a corpus/file)."""
+    """A job: `kind` is "train" (LiST training), "predict" (label a corpus/file) or "embed"
+    (cache the corpus embeddings that diverse selection clusters)."""
 
     __tablename__ = "runs"
     __table_args__ = (

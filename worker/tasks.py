@@ -25,6 +25,8 @@ def run_task(ctx: RunContext, run: Run) -> str:
         return train(ctx, run)
     if run.kind == "predict":
         return predict(ctx, run)
+    if run.kind == "embed":
+        return embed(ctx, run)
     raise RunConfigError(f"unknown run kind {run.kind!r}")
 
 
@@ -176,3 +178,32 @@ def predict(ctx: RunContext, run: Run) -> str:
         add_artifact(s, run.id, "predictions", str(out), sha256=sha, bytes=size)
     log.info("run %d: %d predictions written to %s", run.id, total, out)
     return "completed"
+
+
+def embed(ctx: RunContext, run: Run) -> str:
+    """Cache the mean-pooled embeddings that diverse selection clusters, for the documents
+    that have none yet (a resumed or retried run continues where the last one stopped)."""
+    from app.services.labelling import compute_embeddings, missing_embeddings
+
+    model = (run.config or {}).get("model")
+    if not model:
+        raise RunConfigError("embed run config lacks 'model'")
+    with ctx.session() as s:
+        total = missing_embeddings(s, run.project_id, model)
+        ctx.observe_status(update_progress(s, run.id, ctx.worker_id, phase="embedding", step=0,
+                                           total_steps=total, progress=0.0, device=ctx.device))
+
+    def report(done: int, todo: int) -> None:
+        with ctx.session() as s:
+            ctx.observe_status(update_progress(s, run.id, ctx.worker_id, step=done,
+                                               total_steps=todo, progress=done / max(todo, 1)))
+
+    with ctx.session() as s:
+        try:
+            done = compute_embeddings(s, run.project_id, model, progress=report,
+                                      should_stop=ctx.should_stop, device=ctx.device)
+        except (OSError, ValueError) as exc:  # a model that cannot load fails every retry alike
+            raise RunConfigError(f"cannot embed with {model!r}: {type(exc).__name__}: {exc}") from exc
+        left = missing_embeddings(s, run.project_id, model)
+    log.info("run %d: %d documents embedded with %s, %d left", run.id, done, model, left)
+    return "stopped" if left and ctx.should_stop() else "completed"

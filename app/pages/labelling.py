@@ -10,6 +10,10 @@ from app.services import ServiceError
 from app.services import corpus as corpus_service
 from app.services import labelling as label_service
 from app.services import prompts as prompt_service
+from app.services import runs as run_service
+from app.services.training import fresh_workers
+
+EMBED_REFRESH_SECONDS = 2.0
 
 st.title("Labelling")
 project = ui.require_project()
@@ -119,23 +123,55 @@ def pick_next() -> int | None:
 if strategy == "keyword" and not keyword.strip():
     st.info("Type a keyword in the sidebar to find unlabelled documents that contain it.")
     st.stop()
+
+
+@st.fragment(run_every=EMBED_REFRESH_SECONDS)
+def embedding_progress(project_id: int, model: str) -> None:
+    """Live progress of the background embed run; reruns the page when it is over."""
+    with ui.session() as s:
+        run = label_service.embedding_run(s, project_id, model)
+        workers = fresh_workers(s)
+    if run is None:
+        st.rerun()
+    total = run.total_steps or 0
+    text = (f"Embedding on the worker: {run.step or 0:,} / {total:,} documents" if total
+            else "Waiting for a worker to pick up the embedding run…")
+    st.progress(float(run.progress or 0.0), text=text)
+    if not workers:
+        st.warning("No worker is running, so the embeddings wait in the queue. Start one with "
+                   "`python -m worker` (or `./scripts/run`).", icon=":material/warning:")
+    if st.button("Cancel", key="lab_embed_cancel"):
+        try:
+            with ui.session() as s:
+                run_service.cancel_run(s, run.id)
+        except ServiceError as exc:  # it finished meanwhile
+            ui.error(exc)
+        st.rerun()
+
+
 if strategy == "diverse":
     with ui.session() as s:
         missing = label_service.missing_embeddings(s, pid, model)
+        active = label_service.embedding_run(s, pid, model)
+        last = label_service.last_embedding_run(s, pid, model)
     if missing:
         st.info(ui.md(f"Diverse selection needs embeddings of the corpus from the model "
-                      f"({model}). {missing:,} documents have none yet; they are computed "
-                      "once and cached."), icon=":material/hub:")
-        if st.button("Compute embeddings", key="lab_embed", type="primary"):
-            bar = st.progress(0.0, text="Embedding…")
-            try:
-                with ui.session() as s:
-                    label_service.compute_embeddings(
-                        s, pid, model, progress=lambda f, m: bar.progress(f, text=m))
-            except Exception as exc:  # noqa: BLE001 - shown to the user, nothing half-written
-                ui.error(f"Could not compute embeddings: {exc}")
-            else:
-                st.rerun()
+                      f"({model}). {missing:,} documents have none yet. The background worker "
+                      "computes them once and caches them; meanwhile you can label with the "
+                      "Random or Keyword strategy."), icon=":material/hub:")
+        if active is not None:
+            embedding_progress(pid, model)
+        else:
+            if last is not None and last.status == "failed" and last.error:
+                ui.error(f"The last embedding run failed: {last.error.splitlines()[0]}")
+            if st.button("Compute embeddings", key="lab_embed", type="primary"):
+                try:
+                    with ui.session() as s:
+                        label_service.start_embedding(s, pid, model)
+                except ServiceError as exc:
+                    ui.error(exc)
+                else:
+                    st.rerun()
         st.stop()
 
 # ---------------------------------------------------------------- the current document

@@ -13,7 +13,17 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.services import ServiceError
-from db.models import HUMAN, Document, DocumentEmbedding, Label, LabelClass, LabelEvent
+from db.models import (
+    FINISHED_STATUSES,
+    HUMAN,
+    Document,
+    DocumentEmbedding,
+    Label,
+    LabelClass,
+    LabelEvent,
+    Run,
+)
+from db.session import write_transaction
 
 DEFAULT_TARGET_TOTAL = 30
 STRATEGIES = ("random", "diverse", "keyword")
@@ -328,14 +338,17 @@ def missing_embeddings(session: Session, project_id: int, model: str) -> int:
 
 def compute_embeddings(
     session: Session, project_id: int, model: str, embed: Embedder | None = None,
-    batch_size: int = 256, progress: Callable[[float, str], None] | None = None,
+    batch_size: int = 256, progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None, device: str | None = None,
 ) -> int:
     """Embed the project's documents that have no cached vector for `model`; returns how
-    many were computed. Each batch is committed, so an interrupted run keeps its work."""
+    many were computed. Each batch is its own short write transaction, so an interrupted
+    run keeps its work and labelling in the app is never locked out for long.
+    `progress(done, total)` is called after each batch; `should_stop()` before each."""
     if embed is None:
         from list_engine import mean_pooled_embeddings
 
-        settings_device = _device()
+        settings_device = device or _device()
 
         def embed(texts):
             # 128 tokens are plenty to cluster by topic, and twice as fast as 256 on a CPU.
@@ -350,20 +363,62 @@ def compute_embeddings(
         .where(Document.project_id == project_id, Document.id.not_in(have))
         .order_by(Document.id)
     ).all()
+    session.rollback()  # end the read snapshot before the long embedding work
+    done = 0
     for start in range(0, len(todo), batch_size):
+        if should_stop and should_stop():
+            break
         part = todo[start : start + batch_size]
         texts = [t if not b else f"{t} {b}" for _, t, b in part]
         vectors = np.asarray(embed(texts), dtype=np.float32)
-        session.execute(insert(DocumentEmbedding), [
-            {"project_id": project_id, "document_id": doc_id, "model": model,
-             "vector": vec.tobytes()}
-            for (doc_id, _, _), vec in zip(part, vectors, strict=True)
-        ])
-        session.commit()
+        with write_transaction(session):
+            # Documents deleted meanwhile (a re-import) are skipped, not an error.
+            alive = set(session.scalars(
+                select(Document.id).where(Document.id.in_([d for d, _, _ in part]))))
+            rows = [{"project_id": project_id, "document_id": doc_id, "model": model,
+                     "vector": vec.tobytes()}
+                    for (doc_id, _, _), vec in zip(part, vectors, strict=True) if doc_id in alive]
+            if rows:
+                session.execute(insert(DocumentEmbedding), rows)
+        done += len(part)
         if progress:
-            done = start + len(part)
-            progress(done / len(todo), f"{done:,} / {len(todo):,} documents embedded")
-    return len(todo)
+            progress(done, len(todo))
+    return done
+
+
+def _embed_runs(project_id: int, model: str):
+    return (select(Run)
+            .where(Run.project_id == project_id, Run.kind == "embed",
+                   Run.config["model"].as_string() == model)
+            .order_by(Run.id.desc()).limit(1))
+
+
+def embedding_run(session: Session, project_id: int, model: str) -> Run | None:
+    """The queued or running "embed" run of this project and model, if any."""
+    return session.scalar(
+        _embed_runs(project_id, model).where(Run.status.not_in(FINISHED_STATUSES)))
+
+
+def last_embedding_run(session: Session, project_id: int, model: str) -> Run | None:
+    """The newest "embed" run of this project and model, whatever its status."""
+    return session.scalar(_embed_runs(project_id, model))
+
+
+def start_embedding(session: Session, project_id: int, model: str) -> Run:
+    """Queue a background run that embeds the documents still missing a vector for `model`
+    (the worker does it, so the page stays usable). One at a time per project and model:
+    the run already queued or running is returned instead of a second one."""
+    from db import jobs
+
+    existing = embedding_run(session, project_id, model)
+    if existing is not None:
+        return existing
+    if session.in_transaction():
+        session.commit()
+    try:
+        return jobs.enqueue(session, project_id=project_id, kind="embed", config={"model": model})
+    except jobs.JobError as exc:
+        raise ServiceError(str(exc)) from exc
 
 
 def _device() -> str:

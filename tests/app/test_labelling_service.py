@@ -134,6 +134,38 @@ def test_diverse_selection_returns_distinct_clusters(db, project):
     assert topic_of[nxt] != topic_of[picked[0]]
 
 
+def test_embedding_stops_between_batches_and_keeps_its_work(db, project):
+    add = pd.DataFrame({"text": [f"doc {i}" for i in range(10)]})
+    import_documents(db, project.id, add, text_column="text")
+    seen = []
+
+    def fake_embed(batch):
+        return np.ones((len(batch), 4), dtype=np.float32)
+
+    done = L.compute_embeddings(db, project.id, "m", embed=fake_embed, batch_size=4,
+                                progress=lambda d, t: seen.append((d, t)),
+                                should_stop=lambda: len(seen) >= 2)
+    assert done == 8 and seen == [(4, 10), (8, 10)]
+    assert L.missing_embeddings(db, project.id, "m") == 2  # the two batches done are kept
+    assert L.compute_embeddings(db, project.id, "m", embed=fake_embed) == 2
+
+
+def test_start_embedding_queues_one_run_per_project_and_model(db, project):
+    first = L.start_embedding(db, project.id, "m")
+    assert (first.kind, first.status, first.config) == ("embed", "queued", {"model": "m"})
+    assert L.start_embedding(db, project.id, "m").id == first.id  # not a second one
+    other = L.start_embedding(db, project.id, "other-model")
+    assert other.id != first.id
+    assert L.embedding_run(db, project.id, "m").id == first.id
+    from db import jobs
+
+    jobs.request_cancel(db, first.id)
+    db.rollback()
+    assert L.embedding_run(db, project.id, "m") is None
+    assert L.last_embedding_run(db, project.id, "m").status == "cancelled"
+    assert L.start_embedding(db, project.id, "m").id not in (first.id, other.id)
+
+
 def test_embeddings_with_the_tiny_model(db, project, tiny_bert_dir):
     import_documents(db, project.id, pd.DataFrame({"text": ["one doc", "another doc"]}),
                      text_column="text")

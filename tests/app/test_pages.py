@@ -35,6 +35,13 @@ def count(db, model) -> int:
     return db.scalar(select(func.count()).select_from(model))
 
 
+def run_worker_once() -> None:
+    """A real worker, in this process: claim one queued run, run it, record the outcome."""
+    from worker.main import WorkerProcess
+
+    WorkerProcess(poll=0.1, device="cpu").serve(once=True)
+
+
 def add_docs(db, project_id, docs: list[str]) -> None:
     import_documents(db, project_id, pd.DataFrame({"text": docs}), text_column="text")
 
@@ -260,9 +267,37 @@ def test_labelling_keyword_and_diverse(db, sentiment_project, data_env):
     assert "Diverse selection needs embeddings" in texts(at.info)
     at.button(key="lab_embed").click().run()
     assert not at.exception
-    assert at.button(key="lab_class_0")
+    db.rollback()
+    run = L.embedding_run(db, pid, data_env.model)
+    assert run is not None and run.status == "queued"  # the worker computes them
+    assert "Waiting for a worker" in at.get("progress")[0].proto.text
+    assert "No worker is running" in texts(at.warning)
+    run_worker_once()
     db.rollback()
     assert L.missing_embeddings(db, pid, data_env.model) == 0
+    assert db.get(type(run), run.id).status == "succeeded"
+    at.run()
+    assert not at.exception
+    assert at.button(key="lab_class_0")
+
+
+def test_failed_embedding_run_is_shown_with_its_error(db, sentiment_project):
+    # The latest saved prompt names a model that does not exist: its embed run fails for good.
+    db.add(PromptConfig(project_id=sentiment_project.id, version=1, template="{text} {mask}",
+                        verbalizer={"positive": "great", "negative": "terrible"},
+                        model="/nonexistent/model"))
+    db.commit()
+    at = open_app("labelling")
+    at.sidebar.radio(key="lab_strategy").set_value("diverse").run()
+    at.button(key="lab_embed").click().run()
+    run_worker_once()
+    db.rollback()
+    run = L.last_embedding_run(db, sentiment_project.id, "/nonexistent/model")
+    assert run.status == "failed" and "cannot embed" in run.error
+    at.run()
+    assert not at.exception
+    assert "The last embedding run failed" in texts(at.error)
+    assert at.button(key="lab_embed")  # the user can try again
 
 
 # ---------------------------------------------------------------- prompt design
