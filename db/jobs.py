@@ -45,6 +45,7 @@ from db.settings import get_settings
 
 ACTIVE_STATUSES = (RUNNING, CANCELLING)
 RUN_KINDS = ("train", "predict", "embed")
+WORKER_RETENTION = timedelta(days=7)  # silent workers that ran nothing are forgotten after
 
 
 class JobError(ValueError):
@@ -192,7 +193,21 @@ def register_worker(
             host=host, pid=pid, device=device, started_at=now, heartbeat_at=now,
         )
         session.add(worker)
+    prune_workers(session, now=now)
     return worker
+
+
+def prune_workers(session: Session, *, older_than: timedelta = WORKER_RETENTION,
+                  now: datetime | None = None) -> int:
+    """Delete `workers` rows silent for longer than `older_than` that no run refers to (a
+    worker that ran something stays, so a run keeps saying where it ran). Returns how many."""
+    cutoff = (now or utcnow()) - older_than
+    with write_transaction(session):
+        return session.execute(
+            delete(Worker).where(Worker.heartbeat_at < cutoff,
+                                 Worker.id.not_in(select(Run.worker_id)
+                                                  .where(Run.worker_id.is_not(None))))
+        ).rowcount
 
 
 def unregister_worker(session: Session, worker_id: str) -> None:

@@ -170,3 +170,22 @@ def test_retry_starts_over_and_resume_needs_a_checkpoint(session, project, worke
     jobs.resume(session, run.id)
     assert jobs.run_status(session, run.id) == QUEUED
     assert session.query(Artifact).filter_by(run_id=run.id).count() == 1  # kept for resuming
+
+
+def test_old_silent_workers_that_ran_nothing_are_pruned(session, project):
+    from db.models import Worker
+
+    idle = jobs.register_worker(session, device="cpu").id
+    busy = jobs.register_worker(session, device="cpu").id
+    jobs.enqueue(session, project.id, {})
+    assert jobs.claim(session, busy).worker_id == busy
+    recent = jobs.register_worker(session, device="cpu").id
+    long_ago = utcnow() - jobs.WORKER_RETENTION - timedelta(hours=1)
+    session.query(Worker).filter(Worker.id.in_([idle, busy])).update(
+        {Worker.heartbeat_at: long_ago})
+    session.commit()
+    assert jobs.prune_workers(session) == 1  # idle only: busy is named by a run
+    session.rollback()
+    assert {w.id for w in session.query(Worker)} == {busy, recent}
+    jobs.register_worker(session, device="cpu")  # registering prunes too (nothing left to)
+    assert session.get(Worker, busy) is not None
