@@ -1,0 +1,30 @@
+"""The paired seed-by-seed comparison behind the accuracy aims."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.report import _aims_fewshot, paired_difference
+
+
+def test_paired_difference_uses_common_seeds_only():
+    p = paired_difference({0: 0.60, 1: 0.70, 2: 0.65, 3: 0.5}, {0: 0.55, 1: 0.72, 2: 0.65})
+    assert p["seeds"] == [0, 1, 2]
+    assert p["mean"] == pytest.approx((0.05 - 0.02 + 0.0) / 3)
+    assert (p["wins"], p["ties"]) == (1, 1)
+    assert paired_difference({0: 0.5}, {1: 0.5}) is None
+
+
+def test_aims_report_mean_and_paired_difference():
+    def stats(by_seed):
+        mean = sum(by_seed.values()) / len(by_seed)
+        return {"accuracy": (mean, 0.0), "seeds": sorted(by_seed), "by_seed": by_seed}
+
+    m = {"list_quick": stats({0: 0.70, 1: 0.60}), "prompt_adapters": stats({0: 0.60, 1: 0.58}),
+         "setfit": stats({0: 0.75, 1: 0.70}), "list_no_meta": stats({0: 0.70, 1: 0.61})}
+    text = "\n".join(_aims_fewshot("mr", m))
+    assert "list_quick > prompt_adapters on `mr`: met (65.0 vs 59.0" in text
+    assert "+6.0 ± 5.7 points, ahead on 2 of 2" in text
+    assert "list_quick > setfit on `mr`: NOT met" in text and "ahead on 0 of 2" in text
+    assert "meta re-weighting adds (list_quick − list_no_meta): paired over seeds 0,1: -0.5" in text
+    assert "KD warm-up" not in text  # list_no_kd was not run
