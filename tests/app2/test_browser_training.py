@@ -7,43 +7,16 @@ refresh by itself, and keeps screenshots mid-run and after in test-artifacts/.""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.app2.conftest import ROOT, build_labelled_project, worker_env
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium, stop, streamlit_app
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed"),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+pytestmark = [pytest.mark.browser, pytest.mark.slow, needs_chromium]
 
 
 @pytest.fixture()
@@ -56,33 +29,14 @@ def served_project(data_env, tiny_bert_dir, tmp_path):
     with get_session() as s:
         project, _ = build_labelled_project(s, "Browser reviews", n_labels=4)
     env = {**worker_env(data_env.data_dir, tiny_bert_dir), "PYTHONUNBUFFERED": "1"}
-    port = _free_port()
-    with open(tmp_path / "worker.log", "w") as wlog, open(tmp_path / "app.log", "w") as alog:
+    with open(tmp_path / "worker.log", "w") as wlog:
         worker = subprocess.Popen([sys.executable, "-m", "worker", "--poll", "0.5"], cwd=ROOT,
                                   env=env, stdout=wlog, stderr=subprocess.STDOUT)
-        app = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            cwd=ROOT, env=env, stdout=alog, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.time() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-                if app.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("streamlit did not start:\n"
-                                       + (tmp_path / "app.log").read_text())
-                time.sleep(0.5)
-            yield url, project.id
+            with streamlit_app(env, tmp_path / "app.log") as url:
+                yield url, project.id
         finally:
-            _stop(app)
-            _stop(worker)
+            stop(worker)
     if os.environ.get("LIST_KEEP_LOGS"):
         print((tmp_path / "worker.log").read_text()[-3000:])
 
