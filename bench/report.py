@@ -14,6 +14,7 @@ hand except ``bench/results/NOTES.md``, which is included verbatim.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import math
 import os
@@ -21,6 +22,8 @@ import re
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +47,22 @@ def load_results(path: Path) -> dict[str, Any]:
             "fewshot": {"commands": [], "runs": []}, "speed": {"commands": [], "runs": []}}
 
 
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialise read-modify-write of a results file across processes (e.g. a BBC and an
+    MPNet benchmark running side by side, one thread each)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".json.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _write_atomic(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
+    tmp = path.with_suffix(f".json.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=_json_default) + "\n")
     os.replace(tmp, path)
 
@@ -61,18 +77,20 @@ def _json_default(obj: Any) -> Any:
 
 def start_section(path: Path, kind: str, command: str, machine: dict, versions: dict) -> None:
     """Record that a benchmark of ``kind`` started with ``command`` (machine info kept)."""
-    data = load_results(path)
-    data["machine"] = data["machine"] or machine
-    data["versions"] = versions
-    data[kind]["commands"].append({"command": command, "started_at": _now(),
-                                   "loadavg": [round(x, 2) for x in os.getloadavg()]})
-    _write_atomic(path, data)
+    with _locked(path):
+        data = load_results(path)
+        data["machine"] = data["machine"] or machine
+        data["versions"] = versions
+        data[kind]["commands"].append({"command": command, "started_at": _now(),
+                                       "loadavg": [round(x, 2) for x in os.getloadavg()]})
+        _write_atomic(path, data)
 
 
 def append_run(path: Path, kind: str, record: dict) -> None:
-    data = load_results(path)
-    data[kind]["runs"].append(record)
-    _write_atomic(path, data)
+    with _locked(path):
+        data = load_results(path)
+        data[kind]["runs"].append(record)
+        _write_atomic(path, data)
 
 
 def _now() -> str:
