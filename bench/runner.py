@@ -3,12 +3,15 @@ peak RSS is its own), describe the machine and the library versions."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import importlib.metadata
 import multiprocessing
 import os
 import platform
 import resource
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -21,12 +24,25 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far (Linux reports KiB)."""
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kib / 1024 if sys.platform != "darwin" else kib / 2**20
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies, so stopping a benchmark (Ctrl-C,
+    kill) does not leave a method running on, eating the CPU of the next measurement."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: nothing to do
+        pass
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _child(fn: Callable[..., dict], kwargs: dict) -> dict:
@@ -50,7 +66,8 @@ def run_isolated(fn: Callable[..., dict], kwargs: dict, isolate: bool = True) ->
             out["peak_rss_mb"] = None
             return out
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=1, mp_context=ctx,
+                                 initializer=_die_with_parent) as pool:
             return pool.submit(_child, fn, kwargs).result()
     except BrokenProcessPool as exc:  # killed (e.g. out of memory): say so, keep going
         return {"error": f"worker process died: {exc}"}
