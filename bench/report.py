@@ -103,7 +103,8 @@ def _now() -> str:
 def _mean_std(values: list[float]) -> tuple[float, float]:
     if not values:
         return math.nan, math.nan
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    # One value has no spread to report (nan prints as a bare mean, not a misleading ± 0.0).
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
 
 
 def summarize_fewshot(runs: list[dict]) -> dict[tuple[str, str, int], dict[str, dict]]:
@@ -140,7 +141,9 @@ def summarize_fewshot(runs: list[dict]) -> dict[tuple[str, str, int], dict[str, 
 
 def _pct(ms: tuple[float, float]) -> str:
     m, s = ms
-    return "n/a" if math.isnan(m) else f"{100 * m:.1f} ± {100 * s:.1f}"
+    if math.isnan(m):
+        return "n/a"
+    return f"{100 * m:.1f}" if math.isnan(s) else f"{100 * m:.1f} ± {100 * s:.1f}"
 
 
 def _num(x: Any, fmt: str = "{:,.0f}") -> str:
@@ -204,8 +207,9 @@ def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict | None:
 
 def _paired_md(p: dict) -> str:
     ties = f", {p['ties']} tie(s)" if p["ties"] else ""
-    return (f"paired over seeds {','.join(map(str, p['seeds']))}: {100 * p['mean']:+.1f} "
-            f"± {100 * p['std']:.1f} points, ahead on {p['wins']} of {len(p['seeds'])}{ties}")
+    spread = "" if math.isnan(p["std"]) else f" ± {100 * p['std']:.1f}"
+    return (f"paired over seeds {','.join(map(str, p['seeds']))}: {100 * p['mean']:+.1f}"
+            f"{spread} points, ahead on {p['wins']} of {len(p['seeds'])}{ties}")
 
 
 def _aims_fewshot(ds: str, m: dict[str, dict]) -> list[str]:

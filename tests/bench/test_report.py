@@ -28,3 +28,12 @@ def test_aims_report_mean_and_paired_difference():
     assert "list_quick > setfit on `mr`: NOT met" in text and "ahead on 0 of 2" in text
     assert "meta re-weighting adds (list_quick − list_no_meta): paired over seeds 0,1: -0.5" in text
     assert "KD warm-up" not in text  # list_no_kd was not run
+
+
+def test_one_seed_shows_a_bare_mean_not_a_zero_spread():
+    from bench.report import _mean_std, _paired_md, _pct
+
+    assert _pct(_mean_std([0.79])) == "79.0"
+    assert _pct(_mean_std([0.79, 0.81])) == "80.0 ± 1.4"
+    one = paired_difference({0: 0.79}, {0: 0.75})
+    assert _paired_md(one) == "paired over seeds 0: +4.0 points, ahead on 1 of 1"
