@@ -53,15 +53,11 @@ def _locked(path: Path) -> Iterator[None]:
     MPNet benchmark running side by side, one thread each)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".json.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def _write_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".json.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=_json_default) + "\n")
     os.replace(tmp, path)
@@ -205,7 +201,9 @@ def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict | None:
             "ties": sum(d == 0 for d in diffs)}
 
 
-def _paired_md(p: dict) -> str:
+def _paired_md(p: dict | None) -> str:
+    if p is None:
+        return "no seed in common, so no paired difference"
     ties = f", {p['ties']} tie(s)" if p["ties"] else ""
     spread = "" if math.isnan(p["std"]) else f" ± {100 * p['std']:.1f}"
     return (f"paired over seeds {','.join(map(str, p['seeds']))}: {100 * p['mean']:+.1f}"

@@ -413,9 +413,7 @@ def start_embedding(session: Session, project_id: int, model: str) -> Run:
     existing = embedding_run(session, project_id, model)
     if existing is not None:
         return existing
-    if session.in_transaction():
-        session.commit()
-    try:
+    try:  # enqueue ends the read transaction above before it takes the write lock
         return jobs.enqueue(session, project_id=project_id, kind="embed", config={"model": model})
     except jobs.JobError as exc:
         raise ServiceError(str(exc)) from exc

@@ -37,3 +37,10 @@ def test_one_seed_shows_a_bare_mean_not_a_zero_spread():
     assert _pct(_mean_std([0.79, 0.81])) == "80.0 ± 1.4"
     one = paired_difference({0: 0.79}, {0: 0.75})
     assert _paired_md(one) == "paired over seeds 0: +4.0 points, ahead on 1 of 1"
+
+
+def test_methods_without_a_common_seed_do_not_break_the_report():
+    m = {"list_quick": {"accuracy": (0.6, 0.0), "seeds": [4], "by_seed": {4: 0.6}},
+         "setfit": {"accuracy": (0.7, 0.0), "seeds": [0], "by_seed": {0: 0.7}}}
+    text = "\n".join(_aims_fewshot("mr", m))
+    assert "list_quick > setfit on `mr`: NOT met" in text and "no seed in common" in text

@@ -43,4 +43,3 @@ def test_phase_timer_records_engine_callbacks():
     timer.on_train_end(None)
     assert [e[1] for e in timer.events] == ["train_start", "round_start", "step", "evaluate",
                                             "round_end", "train_end"]
-
