@@ -1,10 +1,19 @@
-"""PromptClassifier: a frozen masked LM + LiST adapters + a label-word head.
+"""PromptClassifier: a frozen encoder + LiST adapters + a prompt head.
 
-Prompt mode: class logits = MLM-head scores of the C label words at the mask,
-    logits = transform(h_mask) @ W_C^T + b_C        # (B, C)
-where W_C, b_C are the decoder rows of the label words (a small trainable copy: the
-vocab-size decoder is never projected nor trained). Classic mode: a classification head on
-the first ([CLS]/<s>) vector. Full mode: prompt head, every parameter trains (no adapters).
+Prompt mode has two heads, chosen from the checkpoint (``head="auto"``):
+- ``mlm`` (a masked LM with a pretrained MLM head): class logits = MLM-head scores of the C
+  label words at the mask,
+      logits = transform(h_mask) @ W_C^T + b_C        # (B, C)
+  where W_C, b_C are the decoder rows of the label words (a small trainable copy: the
+  vocab-size decoder is never projected nor trained).
+- ``similarity`` (an encoder without a pretrained MLM head, e.g. a sentence-transformers
+  model): the prompt becomes the encoder's own geometry. Each class is described by the
+  template with its label word in the mask slot ("It was great."); class logits are
+      logits = s * cos(meanpool(h), e_c) + b_c        # (B, C)
+  with e_c initialised to the embedding of that description, s = 20, b = 0, so the untrained
+  model is the zero-shot similarity rule; e, s, b train with the adapters.
+Classic mode: a classification head on the first ([CLS]/<s>) vector. Full mode: prompt head,
+every parameter trains (no adapters).
 """
 
 from __future__ import annotations
@@ -34,7 +43,14 @@ from .adapters import (
     merge_adapters,
     reset_adapters,
 )
-from .prompts import Example, PromptError, Template, Verbalizer, render_prompt
+from .prompts import (
+    Example,
+    PromptError,
+    Template,
+    Verbalizer,
+    label_descriptions,
+    render_prompt,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +58,8 @@ WEIGHTS_NAME = "adapter_model.safetensors"
 CONFIG_NAME = "adapter_config.json"
 FORMAT_VERSION = 1
 HEAD_INIT_SEED = 1234  # fixed: a re-created untrained head is identical in every process
+HEADS = ("auto", "mlm", "similarity")
+SIMILARITY_INIT_SCALE = 20.0  # cosine differences of ~0.05 between classes -> logits of ~1
 
 
 class ModelLoadError(OSError):
@@ -193,14 +211,35 @@ class ClassicHead(nn.Module):
         return self.out_proj(torch.tanh(self.dense(h)))
 
 
+class SimilarityHead(nn.Module):
+    """Scaled cosine similarity to one trainable embedding per class: (B, H) -> (B, C)."""
+
+    def __init__(self, label_embeddings: torch.Tensor, scale: float = SIMILARITY_INIT_SCALE):
+        super().__init__()
+        self.label_embeddings = nn.Parameter(label_embeddings.detach().clone())  # (C, H)
+        self.log_scale = nn.Parameter(torch.tensor(float(np.log(scale))))
+        self.bias = nn.Parameter(torch.zeros(label_embeddings.shape[0]))
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        cos = F.normalize(pooled, dim=-1) @ F.normalize(self.label_embeddings, dim=-1).T
+        return cos * self.log_scale.exp() + self.bias
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, H), (B, T) -> (B, H): the mean over real tokens (sentence-transformers' pooling)."""
+    m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
 class PromptModule(nn.Module):
     """Backbone + head as one nn.Module (so torch.func.functional_call works on it)."""
 
     def __init__(self, mlm: nn.Module, mode: str, head_paths: tuple[str, ...],
-                 classifier: nn.Module | None):
+                 classifier: nn.Module | None, head: str = "mlm"):
         super().__init__()
         self.mlm = mlm
         self.mode = mode
+        self.head = head
         self.head_paths = head_paths
         self.classifier = classifier
 
@@ -209,6 +248,8 @@ class PromptModule(nn.Module):
         hidden = self.mlm.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
         if self.mode == "classic":  # (B, T, H) -> (B, H) first token
             return self.classifier(hidden[:, 0])
+        if self.head == "similarity":
+            return self.classifier(mean_pool(hidden, attention_mask))
         h = hidden[torch.arange(hidden.shape[0], device=hidden.device), mask_pos]  # (B, H)
         for path in self.head_paths:
             h = self.mlm.get_submodule(path)(h)
@@ -228,7 +269,8 @@ class PromptClassifier:
     def __init__(self, *, module: PromptModule, tokenizer, template: Template | None,
                  verbalizer: Verbalizer, mode: str, model_name: str, model_path: str,
                  model_type: str, adapter: AdapterConfig, max_length: int, device: torch.device,
-                 mlm_head_pretrained: bool, trainable_names: list[str], bf16: bool = False):
+                 mlm_head_pretrained: bool, trainable_names: list[str], bf16: bool = False,
+                 head: str = "mlm"):
         self.module = module
         self.tokenizer = tokenizer
         self.template = template
@@ -241,6 +283,7 @@ class PromptClassifier:
         self.max_length = max_length
         self.device = device
         self.mlm_head_pretrained = mlm_head_pretrained
+        self.head = head if mode != "classic" else "classic"
         self.trainable_names = trainable_names
         self.bf16 = bf16
         self.merged = False
@@ -252,9 +295,14 @@ class PromptClassifier:
     def create(cls, model: str = "default", template: str | Template | None = None,
                verbalizer: dict[str, str] | Verbalizer | None = None, mode: str = "prompt",
                adapter: AdapterConfig | None = None, max_length: int = 128,
-               device: str = "auto", bf16: bool = False) -> PromptClassifier:
+               device: str = "auto", bf16: bool = False, head: str = "auto") -> PromptClassifier:
+        """`head`: "mlm" (label-word scores of the MLM head), "similarity" (cosine to label
+        descriptions) or "auto": mlm when the checkpoint has a pretrained MLM head, else
+        similarity. Ignored in classic mode."""
         if mode not in ("prompt", "classic", "full"):
             raise ValueError(f"mode must be prompt, classic or full, got {mode!r}")
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         if verbalizer is None:
             raise PromptError("a verbalizer (label -> word) is needed; in classic mode only "
                               "its labels are used")
@@ -273,13 +321,21 @@ class PromptClassifier:
         head_prefixes = tuple(p + "." for p in spec.head_modules)
         head_missing = sorted(k for k in missing if k.startswith(head_prefixes))
         pretrained = not head_missing
-        if mode != "classic" and not pretrained:
-            first = path not in _WARNED_UNTRAINED_HEAD
-            _WARNED_UNTRAINED_HEAD.add(path)
-            logger.log(logging.WARNING if first else logging.DEBUG,"model %s: the checkpoint has no pretrained MLM head (%d head "
-                           "tensors missing, e.g. %s); the head starts untrained and will be "
-                           "trained (recorded as mlm_head_pretrained=false)",
-                           model, len(head_missing), head_missing[0])
+        if head == "auto":
+            head = "mlm" if pretrained else "similarity"
+        if mode == "classic":
+            head = "classic"
+        if head != "classic":
+            first = (path, head) not in _WARNED_UNTRAINED_HEAD
+            _WARNED_UNTRAINED_HEAD.add((path, head))
+            why = ("the checkpoint has a pretrained MLM head" if pretrained else
+                   f"the checkpoint has no pretrained MLM head ({len(head_missing)} head "
+                   f"tensors missing, e.g. {head_missing[0]})")
+            level = logging.INFO if first else logging.DEBUG
+            if head == "mlm" and not pretrained:
+                level = logging.WARNING if first else logging.DEBUG
+                why += "; the MLM head starts untrained (zero-shot is chance)"
+            logger.log(level, "model %s: %s head (%s)", model, head, why)
         for p in mlm.parameters():
             p.requires_grad_(False)
         classifier = None
@@ -288,6 +344,9 @@ class PromptClassifier:
             gen = torch.Generator().manual_seed(HEAD_INIT_SEED)
             classifier = ClassicHead(hidden, len(verbalizer.labels))
             _init_linear_layers(classifier, gen, mlm.config.initializer_range)
+        elif head == "similarity":
+            descriptions = label_descriptions(template, verbalizer)
+            classifier = SimilarityHead(_embed_texts(mlm, tokenizer, descriptions))
         else:
             ids = verbalizer.token_ids(tokenizer)
             if not pretrained:
@@ -303,17 +362,18 @@ class PromptClassifier:
             head_paths = spec.head_modules
         if mode != "full":
             inject_adapters(mlm, model_type, adapter, hidden)
-        module = PromptModule(mlm, mode, head_paths, classifier)
+        module = PromptModule(mlm, mode, head_paths, classifier, head)
         vocab = mlm.config.vocab_size
         trainable = []
         for name, p in module.named_parameters():
-            if mode == "full":
-                in_head = any(name.startswith("mlm." + h + ".") for h in spec.head_modules)
+            in_head = any(name.startswith("mlm." + h + ".") for h in spec.head_modules)
+            if mode == "full" and head == "similarity":
+                keep = not in_head  # the MLM head is not used
+            elif mode == "full":
                 keep = not (in_head and p.dim() >= 1 and p.shape[0] == vocab)
-            elif mode == "classic":
+            elif mode == "classic" or head == "similarity":
                 keep = is_adapter_param(name) or name.startswith("classifier.")
             else:
-                in_head = any(name.startswith("mlm." + h + ".") for h in spec.head_modules)
                 keep = is_adapter_param(name) or (in_head and p.shape[0] != vocab)
             p.requires_grad_(keep)
             if keep:
@@ -324,7 +384,8 @@ class PromptClassifier:
         return cls(module=module, tokenizer=tokenizer, template=template, verbalizer=verbalizer,
                    mode=mode, model_name=str(model), model_path=path, model_type=model_type,
                    adapter=adapter, max_length=max_length, device=dev,
-                   mlm_head_pretrained=pretrained, trainable_names=trainable, bf16=bf16)
+                   mlm_head_pretrained=pretrained, trainable_names=trainable, bf16=bf16,
+                   head=head)
 
     def to(self, device: str | torch.device) -> PromptClassifier:
         self.device = resolve_device(device)
@@ -347,7 +408,7 @@ class PromptClassifier:
         vocab = self.module.mlm.config.vocab_size
         head = tuple(f"mlm.{h}." for h in arch_spec(self.model_type).head_modules)
         for name, p in self.module.named_parameters():
-            unused = name.startswith(head) and (self.mode == "classic" or p.shape[0] == vocab)
+            unused = name.startswith(head) and (self.head != "mlm" or p.shape[0] == vocab)
             if id(p) in seen or unused:  # unused: replaced vocab bias; MLM head in classic
                 continue
             seen.add(id(p))
@@ -386,7 +447,7 @@ class PromptClassifier:
         for ex in examples:
             if isinstance(ex, str):
                 ex = Example(text=ex)
-            if self.mode == "classic":
+            if self.head != "mlm":  # classic, similarity: the text itself, no cloze
                 enc = self.tokenizer(ex.text, ex.text_b, truncation=True,
                                      max_length=self.max_length)
                 out.append(Encoded(enc["input_ids"], 0))
@@ -465,6 +526,7 @@ class PromptClassifier:
             "base_model_sha256": weights_sha256(self.model_path),
             "model_type": self.model_type,
             "mode": self.mode,
+            "head": self.head,
             "adapter": adapter if self.mode != "full" else None,
             "template": self.template.pattern if self.template else None,
             "verbalizer": dict(self.verbalizer.mapping),
@@ -499,7 +561,7 @@ class PromptClassifier:
             raise FileNotFoundError(f"{config_file} not found: not a list_engine model directory")
         config = json.loads(config_file.read_text())
         known = {"format_version", "library", "library_version", "base_model", "base_model_path",
-                 "base_model_sha256", "model_type", "mode", "adapter", "template", "verbalizer",
+                 "base_model_sha256", "model_type", "mode", "head", "adapter", "template", "verbalizer",
                  "labels", "max_length", "mlm_head_pretrained", "trainable_parameters",
                  "total_parameters", "metrics"}
         unknown = sorted(set(config) - known)
@@ -515,7 +577,8 @@ class PromptClassifier:
         clf = cls.create(model=base, template=config.get("template"),
                          verbalizer=verbalizer, mode=config["mode"],
                          adapter=AdapterConfig.from_dict(config.get("adapter")),
-                         max_length=config["max_length"], device=device)
+                         max_length=config["max_length"], device=device,
+                         head=_saved_head(config))
         expected = config.get("base_model_sha256")
         actual = weights_sha256(clf.model_path)
         if expected and actual and expected != actual:
@@ -535,13 +598,32 @@ class PromptClassifier:
         return n
 
     def save_merged(self, directory: str | Path) -> Path:
-        """A plain transformers model directory (adapters folded in; in prompt mode the
-        label-word rows written into an untied decoder) + list_prompt.json."""
+        """A plain transformers model directory (adapters folded in) + list_prompt.json.
+        MLM head: an AutoModelForMaskedLM with the label-word rows written into an untied
+        decoder. Similarity head: the encoder (AutoModel) + list_head.safetensors holding
+        the class embeddings, log-scale and bias (logits = exp(log_scale) * cos(meanpool(h),
+        e_c) + bias_c)."""
         directory = Path(directory)
         if self.mode == "classic":
             raise NotImplementedError("save_merged supports prompt and full modes")
         if adapter_modules(self.module):
             self.merge()
+        prompt = {"template": self.template.pattern, "verbalizer": self.verbalizer.mapping,
+                  "labels": self.labels, "max_length": self.max_length, "head": self.head}
+        if self.head == "similarity":
+            from safetensors.torch import save_file
+
+            self.module.mlm.base_model.save_pretrained(directory)
+            self.tokenizer.save_pretrained(directory)
+            head = {n: p.detach().cpu().contiguous()
+                    for n, p in self.module.classifier.state_dict().items()}
+            save_file(head, str(directory / "list_head.safetensors"), metadata={"format": "pt"})
+            prompt["pooling"] = "mean"
+            prompt["logits"] = "exp(log_scale) * cos(meanpool(last_hidden_state), " \
+                               "label_embeddings) + bias"
+            (directory / "list_prompt.json").write_text(json.dumps(prompt, indent=2,
+                                                                   sort_keys=True))
+            return directory
         spec = arch_spec(self.model_type)
         fresh, _ = load_masked_lm(self.model_path)
         ours = {n[len("mlm."):]: p for n, p in self.module.named_parameters()}
@@ -559,10 +641,28 @@ class PromptClassifier:
                 decoder.bias[ids] = lwd.bias.detach().cpu()
         fresh.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
-        (directory / "list_prompt.json").write_text(json.dumps(
-            {"template": self.template.pattern, "verbalizer": self.verbalizer.mapping,
-             "labels": self.labels, "max_length": self.max_length}, indent=2, sort_keys=True))
+        (directory / "list_prompt.json").write_text(json.dumps(prompt, indent=2, sort_keys=True))
         return directory
+
+
+def _saved_head(config: dict) -> str:
+    """The head of a saved model; exports made before the similarity head used the MLM head."""
+    if config.get("mode") == "classic":
+        return "auto"
+    return config.get("head") or "mlm"
+
+
+@torch.no_grad()
+def _embed_texts(mlm: nn.Module, tokenizer, texts: list[str]) -> torch.Tensor:
+    """(N, H) mean-pooled embeddings of `texts` by the (frozen, adapter-free) encoder."""
+    was_training = mlm.training
+    mlm.eval()
+    enc = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+    device = next(mlm.parameters()).device
+    hidden = mlm.base_model(input_ids=enc["input_ids"].to(device),
+                            attention_mask=enc["attention_mask"].to(device))[0]
+    mlm.train(was_training)
+    return mean_pool(hidden, enc["attention_mask"].to(device)).float().cpu()
 
 
 def _init_linear_layers(module: nn.Module, gen: torch.Generator, std: float) -> None:

@@ -335,3 +335,20 @@ def _assemble(template: Template, texts: dict[str, str], mask_token: str,
         parts.append(piece)
         pos += len(piece)
     return "".join(parts), spans
+
+
+def label_descriptions(template: Template | str | None, verbalizer: Verbalizer) -> list[str]:
+    """What each class "says" for the similarity head: the template with the input removed and
+    the label word in the mask slot (``"{text} It was {mask}."`` + great -> ``"It was great."``).
+    Without a template the label words themselves."""
+    if template is None:
+        return list(verbalizer.words)
+    template = Template(template)
+    out = []
+    for word in verbalizer.words:
+        parts = [value if kind == "lit" else (word.strip() if value == "mask" else "")
+                 for kind, value in template.segments]
+        text = re.sub(r"\s+", " ", "".join(parts)).strip()
+        text = re.sub(r"^[^\w]+", "", text)  # "? Yes," (pair templates) -> "Yes,"
+        out.append(text or word.strip())
+    return out
