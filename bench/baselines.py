@@ -27,6 +27,7 @@ class MethodSpec:
     preset: str = "quick"
     config: dict[str, Any] = field(default_factory=dict)  # LiSTConfig fields fixed by the method
     note: str = ""
+    head: str = "auto"  # prompt head: auto | mlm | similarity
 
 
 METHODS: dict[str, MethodSpec] = {
@@ -34,6 +35,8 @@ METHODS: dict[str, MethodSpec] = {
     for m in [
         MethodSpec("zero_shot", "Zero-shot prompt (no training)", "zero_shot",
                    config={"mode": "prompt"}),
+        MethodSpec("zero_shot_mlm", "Zero-shot, MLM head", "zero_shot",
+                   config={"mode": "prompt"}, head="mlm"),
         MethodSpec("classic_adapters", "Classic head + adapters", "engine",
                    config={"mode": "classic", "self_training": False}),
         MethodSpec("prompt_adapters", "Prompt + adapters, no self-training", "engine",
@@ -48,13 +51,16 @@ METHODS: dict[str, MethodSpec] = {
                    config={"mode": "prompt", "self_training": True, "meta_reweighting": False}),
         MethodSpec("list_no_kd", "LiST quick, no KD warm-up", "engine",
                    config={"mode": "prompt", "self_training": True, "kd_warmup": False}),
+        MethodSpec("list_mlm_head", "LiST quick, MLM head (the head before the similarity head)",
+                   "engine", config={"mode": "prompt", "self_training": True}, head="mlm"),
         MethodSpec("full_prompt", "Full fine-tuning (prompt head, engine mode=full)", "engine",
                    config={"mode": "full", "self_training": False, "teacher_lr": 1e-4}),
         MethodSpec("setfit", "SetFit (same body)", "setfit"),
         MethodSpec("logreg", "LogReg on frozen mean-pooled embeddings", "logreg"),
     ]
 }
-DEFAULT_METHODS = [m for m in METHODS if m not in ("list_paper", "full_prompt")]
+DEFAULT_METHODS = [m for m in METHODS
+                   if m not in ("list_paper", "full_prompt", "zero_shot_mlm", "list_mlm_head")]
 
 
 @dataclass(frozen=True)
@@ -63,9 +69,10 @@ class RunOptions:
 
     device: str = "auto"
     overrides: dict[str, Any] = field(default_factory=dict)  # extra LiSTConfig fields
-    setfit_iterations: int = 20  # SetFit contrastive pairs per example (library default 20)
-    setfit_epochs: int = 1
-    setfit_batch_size: int = 16
+    # SetFit: None = the library's own default (what a SetFit user gets).
+    setfit_iterations: int | None = None
+    setfit_epochs: int | None = None
+    setfit_batch_size: int | None = None
     eval_batch_size: int = 64
     full_ft_lr: float = 1e-4  # classic full fine-tuning (small encoders like a higher lr)
 
@@ -77,35 +84,40 @@ def _metrics(gold: list[str], pred: list[str], labels: list[str]) -> dict[str, f
     }
 
 
-def engine_config(spec: MethodSpec, seed: int, options: RunOptions):
-    """The ``LiSTConfig`` of an engine method: preset + the method's fixed fields + overrides."""
+def engine_config(spec: MethodSpec, seed: int, options: RunOptions,
+                  max_length: int | None = None):
+    """The ``LiSTConfig`` of an engine method: preset + the method's fixed fields + overrides
+    (+ the benchmark's common ``max_length``, so every method sees the same tokens)."""
     from list_engine import LiSTConfig
 
     clash = sorted(set(spec.config) & set(options.overrides))
     if clash:
         raise ValueError(f"overrides {clash} would change what method {spec.name!r} is")
-    return LiSTConfig.preset(spec.preset, **{"seed": seed, "device": options.device,
+    common = {} if max_length is None else {"max_length": max_length}
+    return LiSTConfig.preset(spec.preset, **{"seed": seed, "device": options.device, **common,
                                              **options.overrides, **spec.config})
 
 
 def _run_engine(spec: MethodSpec, model: str, template: str, words: dict[str, str],
-                split: Split, options: RunOptions) -> dict[str, Any]:
+                split: Split, options: RunOptions, max_length: int | None) -> dict[str, Any]:
     from bench.timing import PhaseTimer
     from list_engine import LiSTTrainer, PromptClassifier
 
-    config = engine_config(spec, split.seed, options)
+    config = engine_config(spec, split.seed, options, max_length)
     t0 = time.perf_counter()
     clf = PromptClassifier.create(model=model, template=template, verbalizer=words,
-                                  mode=config.mode, adapter=config.adapter,
+                                  mode=config.mode, adapter=config.adapter, head=spec.head,
                                   max_length=config.max_length, device=config.device)
     out: dict[str, Any] = {"load_s": time.perf_counter() - t0,
                            "mlm_head_pretrained": bool(clf.mlm_head_pretrained),
-                           "config": config.to_dict()}
+                           "head": clf.head, "config": config.to_dict()}
     trainable, total = clf.parameter_counts()
     if spec.kind == "zero_shot":
         out.update(train_s=0.0, trainable_params=0, total_params=total)
-        if not clf.mlm_head_pretrained:
+        if clf.head == "mlm" and not clf.mlm_head_pretrained:
             out["note"] = "MLM head not pretrained: prompt logits are noise (meaningless)"
+        elif clf.head == "similarity":
+            out["note"] = "similarity head: cosine to the label descriptions, no training"
     else:
         timer = PhaseTimer()
         unlabeled = split.unlabeled if config.self_training else []
@@ -116,7 +128,8 @@ def _run_engine(spec: MethodSpec, model: str, template: str, words: dict[str, st
         out["train_s"] = time.perf_counter() - t0
         clf = result.classifier
         out.update(status=result.status, rounds_completed=result.rounds_completed,
-                   trainable_params=trainable, total_params=total, phases=timer.summary())
+                   trainable_params=trainable, total_params=total, phases=timer.summary(),
+                   selected_lr=trainer.selected_lr, max_length=clf.max_length)
     t0 = time.perf_counter()
     probs = clf.predict_proba([e.text for e in split.test], batch_size=options.eval_batch_size)
     out["predict_s"] = time.perf_counter() - t0
@@ -142,12 +155,13 @@ def _run_setfit(model: str, words: dict[str, str], split: Split, options: RunOpt
     load_s = time.perf_counter() - t0
     train = Dataset.from_dict({"text": [e.text for e in split.labeled],
                                "label": [labels.index(e.label) for e in split.labeled]})
+    chosen = {"batch_size": options.setfit_batch_size, "num_epochs": options.setfit_epochs,
+              "num_iterations": options.setfit_iterations}
+    chosen = {k: v for k, v in chosen.items() if v is not None}  # else setfit's defaults
     with tempfile.TemporaryDirectory() as tmp:
         args = TrainingArguments(
-            output_dir=tmp, batch_size=options.setfit_batch_size,
-            num_epochs=options.setfit_epochs, num_iterations=options.setfit_iterations,
-            seed=split.seed, save_strategy="no", report_to="none", show_progress_bar=False,
-            max_length=max_length,
+            output_dir=tmp, seed=split.seed, save_strategy="no", report_to="none",
+            show_progress_bar=False, max_length=max_length, **chosen,
         )
         trainer = Trainer(model=setfit_model, args=args, train_dataset=train)
         t0 = time.perf_counter()
@@ -163,9 +177,9 @@ def _run_setfit(model: str, words: dict[str, str], split: Split, options: RunOpt
     head_params = int(head.coef_.size + head.intercept_.size) if hasattr(head, "coef_") else 0
     out = {"load_s": load_s, "train_s": train_s, "predict_s": predict_s,
            "trainable_params": body + head_params, "total_params": body + head_params,
-           "config": {"num_iterations": options.setfit_iterations,
-                      "num_epochs": options.setfit_epochs,
-                      "batch_size": options.setfit_batch_size, "max_length": max_length}}
+           "config": {"num_iterations": args.num_iterations, "num_epochs": args.num_epochs,
+                      "batch_size": args.batch_size, "sampling_strategy": args.sampling_strategy,
+                      "max_length": max_length}}
     out.update(_metrics([e.label for e in split.test], pred, labels))
     return out
 
@@ -269,13 +283,13 @@ def run_method(method: str, model: str, template: str, words: dict[str, str], sp
     spec = METHODS[method]
     torch.manual_seed(split.seed)
     if spec.kind in ("zero_shot", "engine"):
-        out = _run_engine(spec, model, template, words, split, options)
+        out = _run_engine(spec, model, template, words, split, options, max_length)
     elif spec.kind == "setfit":
         out = _run_setfit(model, words, split, options, max_length)
     elif spec.kind == "logreg":
         out = _run_logreg(model, words, split, options, max_length)
     elif spec.kind == "full_ft":
-        quick = engine_config(METHODS["prompt_adapters"], split.seed, options)
+        quick = engine_config(METHODS["prompt_adapters"], split.seed, options, max_length)
         out = _run_full_ft(model, words, split, options, quick.teacher_steps,
                            quick.labeled_batch_size, max_length)
     else:  # pragma: no cover - METHODS is fixed above

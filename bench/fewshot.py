@@ -3,10 +3,12 @@
     python -m bench.fewshot --data mr,bbc --model default --seeds 5
 
 Per data set and seed: 30 stratified labelled examples, the rest of the training portion as
-the unlabelled pool (labels removed), a fixed test set (see ``bench.data.make_split``). Runs go
-seed-major (every method for seed 0, then seed 1, ...), so a run cut short still covers all
-methods; each finished run is appended to the results JSON at once. ``--resume`` skips runs
-already in that file.
+the unlabelled pool (labels removed), a fixed test set (see ``bench.data.make_split``). Every
+method truncates to the same ``--max-length`` (default: the body's native length, 256 for the
+default model). Runs go seed-major (every method for seed 0, then seed 1, ...), so a run cut
+short still covers all methods; each finished run is appended to the results JSON at once.
+``--resume`` skips runs already in that file; ``--workers N`` runs N methods at a time (on a
+GPU machine; never on a small CPU box, where they would slow each other down).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +44,15 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 def _run_key(r: dict) -> tuple:
     return (r["data"], r["model"], r["method"], r["seed"], r["n_labeled"], r["n_unlabeled"],
-            r["n_test"])
+            r["n_test"], r.get("max_length"))
+
+
+def native_max_length(model_path: str) -> int:
+    """The body's own limit (sentence-transformers' max_seq_length; 256 for the default)."""
+    from list_engine import load_tokenizer
+    from list_engine.lengths import model_max_length
+
+    return model_max_length(model_path, load_tokenizer(model_path))
 
 
 def run_fewshot(
@@ -55,53 +66,65 @@ def run_fewshot(
     n_labeled: int = 30,
     max_unlabeled: int | None = None,
     max_test: int | None = None,
+    max_length: int | None = None,
     isolate: bool = True,
     output: Path | None = None,
     resume: bool = False,
+    workers: int = 1,
     log=print,
 ) -> list[dict]:
-    """Run every (task, seed, method); append each record to ``output`` as it finishes."""
-    from list_engine import LiSTConfig
-
+    """Run every (task, seed, method); append each record to ``output`` as it finishes.
+    ``max_length`` None = the body's native length."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown methods {unknown}; choose from {list(METHODS)}")
     model_path = resolve_bench_model(model)
     model_name = model_name or model
-    max_length = LiSTConfig.preset("quick", **options.overrides).max_length
+    max_length = max_length or native_max_length(model_path)
     done = set()
     if output is not None and resume:
         done = {_run_key(r) for r in report.load_results(output)["fewshot"]["runs"]
                 if not r.get("error")}
-    records = []
+    jobs = []
     for task in tasks:
         for seed in seeds:
             split = make_split(task, seed, n_labeled, max_unlabeled, max_test)
             for method in methods:
                 record = {"data": task.name, "model": model_name, "method": method,
                           "seed": seed, "n_labeled": len(split.labeled),
-                          "n_unlabeled": len(split.unlabeled), "n_test": len(split.test)}
+                          "n_unlabeled": len(split.unlabeled), "n_test": len(split.test),
+                          "max_length": max_length}
                 if _run_key(record) in done:
                     log(f"skip {task.name} seed {seed} {method} (in {output})")
                     continue
-                record["started_at"] = utc_now()
-                t0 = time.perf_counter()
-                record.update(run_isolated(run_method, {
-                    "method": method, "model": model_path, "template": task.template,
-                    "words": task.words, "split": split, "options": options,
-                    "max_length": max_length}, isolate=isolate))
-                record["wall_s"] = time.perf_counter() - t0
-                record["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-                if record.get("error"):
-                    log(f"{task.name} seed {seed} {method}: FAILED {record['error']}")
-                else:
-                    log(f"{task.name} seed {seed} {method}: acc {record['accuracy']:.4f} "
-                        f"f1 {record['macro_f1']:.4f} train {record['train_s']:.1f}s "
-                        f"rss {record['peak_rss_mb']} MB")
-                if output is not None:
-                    report.append_run(output, "fewshot", record)
-                records.append(record)
-    return records
+                jobs.append((task, split, record))
+
+    def run(job) -> dict:
+        task, split, record = job
+        record["started_at"] = utc_now()
+        t0 = time.perf_counter()
+        record.update(run_isolated(run_method, {
+            "method": record["method"], "model": model_path, "template": task.template,
+            "words": task.words, "split": split, "options": options,
+            "max_length": max_length}, isolate=isolate))
+        record["wall_s"] = time.perf_counter() - t0
+        record["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        record["parallel_methods"] = workers
+        name = f"{task.name} seed {split.seed} {record['method']}"
+        if record.get("error"):
+            log(f"{name}: FAILED {record['error']}")
+        else:
+            log(f"{name}: acc {record['accuracy']:.4f} f1 {record['macro_f1']:.4f} "
+                f"train {record['train_s']:.1f}s rss {record['peak_rss_mb']} MB")
+        if output is not None:
+            report.append_run(output, "fewshot", record)
+        return record
+
+    if workers <= 1:
+        return [run(job) for job in jobs]
+    # Threads only wait: each method still runs in a fresh process of its own.
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(run, jobs))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,8 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-test", type=int, default=None, help="cap the test set (quick checks)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="LiSTConfig field for every engine method, e.g. --set teacher_steps=50")
-    p.add_argument("--setfit-iterations", type=int, default=20)
-    p.add_argument("--setfit-epochs", type=int, default=1)
+    p.add_argument("--max-length", type=int, default=None,
+                   help="tokens per input for every method (default: the body's native length)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="methods run at a time (GPU machines; keep 1 on a small CPU box)")
+    p.add_argument("--setfit-iterations", type=int, default=None,
+                   help="default: setfit's own")
+    p.add_argument("--setfit-epochs", type=int, default=None, help="default: setfit's own")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-isolate", action="store_true",
                    help="run methods in this process (faster start; peak RSS not measured)")
@@ -159,8 +187,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     seeds = list(range(args.seed_offset, args.seed_offset + args.seeds))
     records = run_fewshot(tasks, args.model, methods, seeds, options,
                           n_labeled=args.n_labeled, max_unlabeled=args.max_unlabeled,
-                          max_test=args.max_test, isolate=not args.no_isolate, output=output,
-                          resume=args.resume, log=lambda s: print(s, flush=True))
+                          max_test=args.max_test, max_length=args.max_length,
+                          isolate=not args.no_isolate, output=output, resume=args.resume,
+                          workers=args.workers, log=lambda s: print(s, flush=True))
     if not args.no_report:
         print(report.write_markdown(output.parent, report.markdown_path(output.parent)),
               file=sys.stderr)

@@ -103,16 +103,19 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
 
 
-def summarize_fewshot(runs: list[dict]) -> dict[tuple[str, str, int], dict[str, dict]]:
-    """{(data, model, n_labeled): {method: stats}} over the successful runs (latest per seed)."""
+def summarize_fewshot(runs: list[dict]) -> dict[tuple[str, str, int, int], dict[str, dict]]:
+    """{(data, model, n_labeled, max_length): {method: stats}} over the successful runs
+    (latest per seed; runs recorded before max_length was stored count as 64 tokens, the
+    quick preset's length then)."""
     latest: dict[tuple, dict] = {}
     for r in runs:
         if r.get("error"):
             continue
-        latest[(r["data"], r["model"], r["n_labeled"], r["method"], r["seed"])] = r
+        latest[(r["data"], r["model"], r["n_labeled"], r.get("max_length") or 64, r["method"],
+                r["seed"])] = r
     groups: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
-    for (data, model, n_lab, method, _), r in latest.items():
-        groups[(data, model, n_lab)][method].append(r)
+    for (data, model, n_lab, max_length, method, _), r in latest.items():
+        groups[(data, model, n_lab, max_length)][method].append(r)
     out: dict[tuple, dict[str, dict]] = {}
     for key, methods in groups.items():
         out[key] = {}
@@ -154,9 +157,9 @@ def _fewshot_md(data: dict) -> list[str]:
     if not runs:
         return lines
     summary = summarize_fewshot(runs)
-    for (ds, model, n_lab), methods in sorted(summary.items()):
+    for (ds, model, n_lab, max_length), methods in sorted(summary.items()):
         any_m = next(iter(methods.values()))
-        lines += [f"### Few-shot: `{ds}`, model `{model}`, {n_lab} labels",
+        lines += [f"### Few-shot: `{ds}`, model `{model}`, {n_lab} labels, {max_length} tokens",
                   "",
                   f"Unlabelled pool {any_m['n_unlabeled']}, test set {any_m['n_test']}; "
                   "accuracy and macro-F1 in %, mean ± std over seeds.",
@@ -227,7 +230,15 @@ def _aims_fewshot(ds: str, m: dict[str, dict]) -> list[str]:
                 f"{_paired_md(paired)})")
 
     out += [cmp("list_quick", "prompt_adapters"), cmp("list_quick", "setfit")]
-    for abl, what in (("list_no_meta", "meta re-weighting"), ("list_no_kd", "KD warm-up")):
+    for a, b, margin in (("list_quick", "setfit", 0.02), ("list_quick", "prompt_adapters", 0.03)):
+        if a in m and b in m:
+            paired = paired_difference(m[a]["by_seed"], m[b]["by_seed"])
+            if paired is not None:
+                verdict = "met" if paired["mean"] >= margin else "NOT met"
+                out.append(f"- target {a} >= {b} + {100 * margin:.0f} points on `{ds}`: "
+                           f"{verdict} (paired mean {100 * paired['mean']:+.1f})")
+    for abl, what in (("list_no_meta", "meta re-weighting"), ("list_no_kd", "KD warm-up"),
+                      ("list_mlm_head", "the similarity head over the MLM head")):
         if "list_quick" in m and abl in m:
             paired = paired_difference(m["list_quick"]["by_seed"], m[abl]["by_seed"])
             out.append(f"- what {what} adds (list_quick − {abl}): {_paired_md(paired)}")

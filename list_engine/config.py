@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,12 +70,19 @@ class LiSTConfig:
     """All settings of a LiST run (teacher prompt-tuning + self-training rounds)."""
 
     mode: str = field(default="prompt", metadata={"help": "prompt | classic | full"})
-    max_length: int = field(default=128, metadata={"help": "max tokens per prompt"})
+    max_length: int | None = field(
+        default=128, metadata={"help": "max tokens per input; None = from the documents (95th "
+                               "percentile of token counts, capped by the model)"})
     labeled_batch_size: int = field(default=4, metadata={"help": "batch of labelled examples"})
     unlabeled_batch_size: int = field(default=16, metadata={"help": "batch of pseudo-labelled"})
     meta_batch_size: int = field(default=4, metadata={"help": "labelled batch of the meta step"})
     teacher_steps: int = field(default=400, metadata={"help": "teacher prompt-tuning steps"})
     teacher_lr: float = field(default=5e-6, metadata={"help": "teacher learning rate"})
+    lr_candidates: tuple[float, ...] | None = field(
+        default=None, metadata={"help": "learning rates to choose from by 2-fold "
+                                "cross-validation on the labelled examples (the winner is used "
+                                "for the teacher and the students); None = teacher_lr and "
+                                "student_lr as given"})
     student_lr: float = field(default=1e-4, metadata={"help": "student learning rate"})
     rounds: int = field(default=6, metadata={"help": "self-training rounds"})
     unlabeled_sample_size: int | None = field(
@@ -118,12 +126,20 @@ class LiSTConfig:
         if isinstance(self.adapter, dict):
             self.adapter = AdapterConfig.from_dict(self.adapter)
         self.adam_betas = tuple(float(b) for b in self.adam_betas)  # type: ignore[assignment]
+        if self.lr_candidates is not None:
+            _check(isinstance(self.lr_candidates, list | tuple) and len(self.lr_candidates) >= 1
+                   and all(isinstance(x, int | float) and math.isfinite(x) and x > 0
+                           for x in self.lr_candidates),
+                   f"lr_candidates must be positive numbers or None, got {self.lr_candidates!r}")
+            self.lr_candidates = tuple(sorted(float(x) for x in self.lr_candidates))
         _check(self.mode in MODES, f"mode must be one of {MODES}, got {self.mode!r}")
-        for name in ("max_length", "labeled_batch_size", "unlabeled_batch_size",
+        for name in ("labeled_batch_size", "unlabeled_batch_size",
                      "meta_batch_size", "eval_batch_size"):
             value = getattr(self, name)
             _check(isinstance(value, int) and value >= 1, f"{name} must be an int >= 1, got {value!r}")
-        _check(self.max_length >= 8, f"max_length must be >= 8, got {self.max_length}")
+        _check(self.max_length is None or (isinstance(self.max_length, int)
+                                           and self.max_length >= 8),
+               f"max_length must be an int >= 8 or None (auto), got {self.max_length!r}")
         for name in ("teacher_steps", "unlabeled_steps", "labeled_steps", "rounds"):
             value = getattr(self, name)
             _check(isinstance(value, int) and value >= 0, f"{name} must be an int >= 0, got {value!r}")
@@ -164,14 +180,23 @@ class LiSTConfig:
         return self.rounds if self.self_training else 0
 
     @property
+    def selection_steps(self) -> int:
+        """Steps of the learning-rate cross-validation (2 folds per candidate)."""
+        if not self.lr_candidates or len(self.lr_candidates) < 2:
+            return 0
+        return 2 * len(self.lr_candidates) * self.teacher_steps
+
+    @property
     def total_steps(self) -> int:
         per_round = self.unlabeled_steps + self.labeled_steps
-        return self.teacher_steps + self.active_rounds * per_round
+        return self.selection_steps + self.teacher_steps + self.active_rounds * per_round
 
     # -- serialisation ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["adam_betas"] = list(self.adam_betas)
+        if self.lr_candidates is not None:
+            data["lr_candidates"] = list(self.lr_candidates)
         return data
 
     @classmethod

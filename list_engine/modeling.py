@@ -43,6 +43,7 @@ from .adapters import (
     merge_adapters,
     reset_adapters,
 )
+from .lengths import model_max_length
 from .prompts import (
     Example,
     PromptError,
@@ -287,6 +288,7 @@ class PromptClassifier:
         self.trainable_names = trainable_names
         self.bf16 = bf16
         self.merged = False
+        self.model_max_length = max_length  # the model's own limit (set by create)
         self.metrics: dict[str, Any] = {}
         self._init_state = self.trainable_state()  # what a fresh student starts from
 
@@ -294,9 +296,10 @@ class PromptClassifier:
     @classmethod
     def create(cls, model: str = "default", template: str | Template | None = None,
                verbalizer: dict[str, str] | Verbalizer | None = None, mode: str = "prompt",
-               adapter: AdapterConfig | None = None, max_length: int = 128,
+               adapter: AdapterConfig | None = None, max_length: int | None = 128,
                device: str = "auto", bf16: bool = False, head: str = "auto") -> PromptClassifier:
-        """`head`: "mlm" (label-word scores of the MLM head), "similarity" (cosine to label
+        """`max_length` None: the model's own limit (the trainer may choose a shorter one from
+        the documents). `head`: "mlm" (label-word scores of the MLM head), "similarity" (cosine to label
         descriptions) or "auto": mlm when the checkpoint has a pretrained MLM head, else
         similarity. Ignored in classic mode."""
         if mode not in ("prompt", "classic", "full"):
@@ -316,6 +319,8 @@ class PromptClassifier:
         mlm, info = load_masked_lm(path)
         model_type = mlm.config.model_type
         spec = arch_spec(model_type)
+        model_limit = model_max_length(path, tokenizer, mlm.config)
+        max_length = model_limit if max_length is None else int(max_length)
         hidden = getattr(mlm.config, spec.hidden_attr)
         missing = set(info.get("missing_keys", ()))
         head_prefixes = tuple(p + "." for p in spec.head_modules)
@@ -381,11 +386,13 @@ class PromptClassifier:
         dev = resolve_device(device)
         module.to(dev)
         module.eval()
-        return cls(module=module, tokenizer=tokenizer, template=template, verbalizer=verbalizer,
+        clf = cls(module=module, tokenizer=tokenizer, template=template, verbalizer=verbalizer,
                    mode=mode, model_name=str(model), model_path=path, model_type=model_type,
                    adapter=adapter, max_length=max_length, device=dev,
                    mlm_head_pretrained=pretrained, trainable_names=trainable, bf16=bf16,
                    head=head)
+        clf.model_max_length = model_limit
+        return clf
 
     def to(self, device: str | torch.device) -> PromptClassifier:
         self.device = resolve_device(device)

@@ -27,6 +27,7 @@ import torch
 
 from .callbacks import Callback, CallbackList, PseudoLabelEvent, StepEvent, TrainResult
 from .config import LiSTConfig
+from .lengths import choose_max_length
 from .modeling import Encoded, PromptClassifier, resolve_device
 from .prompts import Example
 from .reweighting import directional_derivative, labeled_gradient, normalize_weights
@@ -83,7 +84,7 @@ class LiSTTrainer:
         if config.device != "auto" or classifier.device != resolve_device(config.device):
             classifier.to(resolve_device(config.device))
         classifier.bf16 = config.bf16
-        classifier.max_length = config.max_length
+        classifier.max_length = config.max_length or self._auto_max_length()
         # Tokenise everything once (the reference re-tokenised at every sampling).
         self._lab_enc = classifier.encode(self.labeled)
         self._lab_y = torch.tensor([classifier.labels.index(ex.label) for ex in self.labeled])
@@ -91,6 +92,22 @@ class LiSTTrainer:
         self._params = classifier.trainable_parameters()
         self.global_step = 0
         self.meta_stats: list[dict] = []
+        self.selected_lr: float | None = None  # chosen by cross-validation (lr_candidates)
+
+    def _auto_max_length(self) -> int:
+        """max_length from the documents (config.max_length None): see list_engine.lengths."""
+        clf = self.classifier
+        texts = [" ".join(t for t in (ex.text, ex.text_b) if t)
+                 for ex in self.labeled + self.unlabeled]
+        extra = 0
+        if clf.head == "mlm" and clf.template is not None:  # the cloze words take room too
+            literal = "".join(v for k, v in clf.template.segments if k == "lit")
+            extra = len(clf.tokenizer(literal, add_special_tokens=False)["input_ids"]) + 1
+        length = choose_max_length(texts, clf.tokenizer, clf.model_max_length, extra,
+                                   seed=self.config.seed)
+        logger.info("max_length %d tokens (95th percentile of the documents, model limit %d)",
+                    length, clf.model_max_length)
+        return length
 
     def add_callback(self, callback: Callback) -> None:
         self.callbacks.add(callback)
@@ -104,8 +121,10 @@ class LiSTTrainer:
         if resume_from is not None:
             start, metrics = self._load_checkpoint(Path(resume_from))
             start += 1
+            self.selected_lr = metrics[0].get("selected_lr") if metrics else None
         per_round = cfg.unlabeled_steps + cfg.labeled_steps
-        self.global_step = 0 if start == 0 else cfg.teacher_steps + (start - 1) * per_round
+        self.global_step = 0 if start == 0 else (cfg.selection_steps + cfg.teacher_steps
+                                                 + (start - 1) * per_round)
         trainable, total = self.classifier.parameter_counts()
         self.callbacks.trigger("on_train_start", {
             "total_steps": cfg.total_steps, "start_step": self.global_step,
@@ -113,7 +132,8 @@ class LiSTTrainer:
             "n_labeled": len(self.labeled), "n_unlabeled": len(self.unlabeled),
             "trainable_parameters": trainable, "total_parameters": total,
             "mlm_head_pretrained": self.classifier.mlm_head_pretrained,
-            "mode": cfg.mode, "config": cfg.to_dict(),
+            "mode": cfg.mode, "head": self.classifier.head,
+            "max_length": self.classifier.max_length, "config": cfg.to_dict(),
         })
         last_state = self.classifier.trainable_state() if start > 0 else None
         status, completed = "completed", start - 1
@@ -154,11 +174,12 @@ class LiSTTrainer:
         rng = np.random.default_rng(seed)
         gen = torch.Generator().manual_seed(seed)
         if r == 0:
+            out = self._select_lr() if cfg.lr_candidates else {}
             self.classifier.reset_trainable(gen)
-            stepper = self._stepper(cfg.teacher_lr, cfg.teacher_steps)
+            stepper = self._stepper(self.teacher_lr, cfg.teacher_steps)
             lab = BatchStream(len(self._lab_enc), cfg.labeled_batch_size, rng)
             self._labeled_phase(r, "teacher", cfg.teacher_steps, lab, stepper)
-            return {}
+            return out
         # (b) pseudo-labels from the current model (the teacher), one batched pass
         pool = len(self._unl_enc)
         n = pool if cfg.unlabeled_sample_size is None else min(pool, cfg.unlabeled_sample_size)
@@ -174,7 +195,7 @@ class LiSTTrainer:
             gold_acc = float(np.mean([p == g for p, g in zip(pred, gold, strict=True)]))
         # (a) fresh student on the same backbone
         self.classifier.reset_trainable(gen)
-        stepper = self._stepper(cfg.student_lr, cfg.unlabeled_steps + cfg.labeled_steps)
+        stepper = self._stepper(self.student_lr, cfg.unlabeled_steps + cfg.labeled_steps)
         weight_sum = np.zeros(n)
         weight_cnt = np.zeros(n)
         stats = {"round": r, "meta_steps": 0, "skipped": 0, "uniform": 0, "kd_time": 0.0,
@@ -206,6 +227,56 @@ class LiSTTrainer:
                 stats["kd_time"] / stats["kd_steps"])
         return out
 
+    # -- learning rate ----------------------------------------------------------------------
+    @property
+    def teacher_lr(self) -> float:
+        return self.selected_lr or self.config.teacher_lr
+
+    @property
+    def student_lr(self) -> float:
+        return self.selected_lr or self.config.student_lr
+
+    def _select_lr(self) -> dict:
+        """Choose among config.lr_candidates by 2-fold cross-validation on the labelled
+        examples (stratified halves; each candidate trains a teacher on one half and predicts
+        the other). How far to move from the zero-shot start is what the labels must decide:
+        with a strong prior and noisy labels a small step wins, with informative labels a
+        large one. Ties go to the smaller learning rate."""
+        cfg = self.config
+        candidates = list(cfg.lr_candidates)
+        if len(candidates) == 1:
+            self.selected_lr = candidates[0]
+            return {"selected_lr": self.selected_lr}
+        rng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed), 0, 1]))
+        y = self._lab_y.numpy()
+        folds = np.zeros(len(y), dtype=int)
+        for c in np.unique(y):
+            members = rng.permutation(np.flatnonzero(y == c))
+            folds[members[1::2]] = 1
+        scores: dict[float, float] = {}
+        for lr in candidates:
+            correct = 0
+            for fold in (0, 1):
+                train = np.flatnonzero(folds != fold).tolist()
+                held = np.flatnonzero(folds == fold).tolist()
+                seed = round_seed(cfg.seed, 0)
+                torch.manual_seed(seed)
+                self.classifier.reset_trainable(torch.Generator().manual_seed(seed))
+                stream = BatchStream(len(train), cfg.labeled_batch_size,
+                                     np.random.default_rng(seed + fold))
+                self._labeled_phase(0, "select_lr", cfg.teacher_steps, stream,
+                                    self._stepper(lr, cfg.teacher_steps), subset=train)
+                probs = self.classifier.predict_encoded([self._lab_enc[i] for i in held],
+                                                        cfg.eval_batch_size)
+                correct += int((probs.argmax(1) == y[held]).sum())
+            scores[lr] = correct / len(y)
+        best = max(scores.values())
+        self.selected_lr = min(lr for lr, s in scores.items() if s == best)
+        logger.info("learning rate %g chosen by 2-fold cross-validation on the labels (%s)",
+                    self.selected_lr, ", ".join(f"{lr:g}: {s:.3f}" for lr, s in scores.items()))
+        return {"selected_lr": self.selected_lr,
+                "lr_cv_accuracy": {f"{lr:g}": s for lr, s in scores.items()}}
+
     # -- phases -----------------------------------------------------------------------------
     def _stepper(self, lr: float, steps: int) -> Stepper:
         params = list(self._params.values())
@@ -227,11 +298,13 @@ class LiSTTrainer:
         return self.classifier.collate([encoded[i] for i in idx])
 
     def _labeled_phase(self, r: int, phase: str, steps: int, stream: BatchStream,
-                       stepper: Stepper) -> None:
+                       stepper: Stepper, subset: list[int] | None = None) -> None:
         module = self.classifier.module
         for step in range(1, steps + 1):
             module.train()
             idx = stream.next()
+            if subset is not None:  # stream positions -> labelled indices
+                idx = [subset[i] for i in idx]
             logits = self.classifier.logits(self._batch(self._lab_enc, idx))
             loss = ce_loss(logits, self._lab_y[idx].to(logits.device))
             lr = stepper.step(loss)

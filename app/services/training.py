@@ -376,7 +376,7 @@ def estimate_time(cfg: dict, counts: DataCounts, n_eval: int, total_params: int 
         mid = units * measured_s_per_unit
         return TimeEstimate(0.7 * mid, 1.3 * mid, "measured speed of an earlier run on this device")
     params = total_params or 23_000_000
-    tokens = int(cfg.get("max_length", 128)) * int(cfg.get("labeled_batch_size", 4))
+    tokens = int(cfg.get("max_length") or 128) * int(cfg.get("labeled_batch_size", 4))
     flops = 6.0 * params * tokens * units
     dev = (device or "cpu").lower()
     if dev.startswith("cuda"):

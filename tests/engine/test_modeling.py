@@ -36,10 +36,12 @@ def test_resolve_default():
 
 def test_untrained_head_detected_and_recorded(headless_bert, tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
-        clf = PromptClassifier.create(str(headless_bert), TEMPLATE, WORDS, device="cpu")
-    assert clf.mlm_head_pretrained is False
-    assert "no pretrained MLM head" in caplog.text
-    again = PromptClassifier.create(str(headless_bert), TEMPLATE, WORDS, device="cpu")
+        clf = PromptClassifier.create(str(headless_bert), TEMPLATE, WORDS, device="cpu",
+                                      head="mlm")
+    assert clf.mlm_head_pretrained is False and clf.head == "mlm"
+    assert "no pretrained MLM head" in caplog.text and "zero-shot is chance" in caplog.text
+    again = PromptClassifier.create(str(headless_bert), TEMPLATE, WORDS, device="cpu",
+                                    head="mlm")
     # the untrained head is initialised deterministically (same in every process)
     a, b = clf.trainable_state(), again.trainable_state()
     for name in a:
