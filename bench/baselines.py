@@ -129,7 +129,7 @@ def _run_engine(spec: MethodSpec, model: str, template: str, words: dict[str, st
         clf = result.classifier
         out.update(status=result.status, rounds_completed=result.rounds_completed,
                    trainable_params=trainable, total_params=total, phases=timer.summary(),
-                   selected_lr=trainer.selected_lr, max_length=clf.max_length)
+                   selected_lr=trainer.selected_lr, used_max_length=clf.max_length)
     t0 = time.perf_counter()
     probs = clf.predict_proba([e.text for e in split.test], batch_size=options.eval_batch_size)
     out["predict_s"] = time.perf_counter() - t0

@@ -5,8 +5,8 @@
 Per data set and seed: 30 stratified labelled examples, the rest of the training portion as
 the unlabelled pool (labels removed), a fixed test set (see ``bench.data.make_split``). Every
 method truncates to the same ``--max-length`` (default: the body's native length, 256 for the
-default model). Runs go seed-major (every method for seed 0, then seed 1, ...), so a run cut
-short still covers all methods; each finished run is appended to the results JSON at once.
+default model). Runs go seed-major (every data set and method for seed 0, then seed 1, ...),
+so a run cut short still covers all methods; each finished run is appended to the results JSON at once.
 ``--resume`` skips runs already in that file; ``--workers N`` runs N methods at a time (on a
 GPU machine; never on a small CPU box, where they would slow each other down).
 """
@@ -78,6 +78,8 @@ def run_fewshot(
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown methods {unknown}; choose from {list(METHODS)}")
+    if workers > 1 and not isolate:  # transformers' model loading is not thread-safe
+        raise ValueError("--workers > 1 needs isolated processes (drop --no-isolate)")
     model_path = resolve_bench_model(model)
     model_name = model_name or model
     max_length = max_length or native_max_length(model_path)
@@ -86,8 +88,8 @@ def run_fewshot(
         done = {_run_key(r) for r in report.load_results(output)["fewshot"]["runs"]
                 if not r.get("error")}
     jobs = []
-    for task in tasks:
-        for seed in seeds:
+    for seed in seeds:  # seed-major across data sets: a run cut short still compares all
+        for task in tasks:
             split = make_split(task, seed, n_labeled, max_unlabeled, max_test)
             for method in methods:
                 record = {"data": task.name, "model": model_name, "method": method,

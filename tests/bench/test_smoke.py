@@ -35,11 +35,12 @@ def _sets(overrides: dict) -> list[str]:
 
 def test_fewshot_cli_all_methods(tmp_path, tiny_data, tiny_bert_dir):
     out = tmp_path / "results.json"
-    overrides = {k: v for k, v in TINY.items() if k != "device"}
+    overrides = {k: v for k, v in TINY.items() if k not in ("device", "max_length")}
     records = fewshot.main([
         "--data", "mr", "--model", str(tiny_bert_dir), "--seeds", "1", "--methods", "all",
         "--n-labeled", "8", "--max-unlabeled", "12", "--max-test", "8", "--device", "cpu",
-        "--setfit-iterations", "1", "--no-isolate", "--output", str(out), *_sets(overrides),
+        "--max-length", "32", "--setfit-iterations", "1", "--no-isolate",
+        "--output", str(out), *_sets(overrides),
     ])
     assert [r["method"] for r in records] == list(baselines.METHODS)
     failed = {r["method"]: r.get("error") for r in records if r.get("error")}
@@ -51,6 +52,9 @@ def test_fewshot_cli_all_methods(tmp_path, tiny_data, tiny_bert_dir):
     assert zero["train_s"] == 0
     # the tiny BERT checkpoint has an MLM head (random, but present), so no "meaningless" mark
     assert zero["mlm_head_pretrained"] and "meaningless" not in zero["note"]
+    assert zero["head"] == "mlm" and {r["max_length"] for r in records} == {32}
+    mlm_zero = next(r for r in records if r["method"] == "zero_shot_mlm")
+    assert mlm_zero["head"] == "mlm"
     saved = report.load_results(out)
     assert len(saved["fewshot"]["runs"]) == len(records)
     md = (tmp_path / "RESULTS.md").read_text()
@@ -60,9 +64,33 @@ def test_fewshot_cli_all_methods(tmp_path, tiny_data, tiny_bert_dir):
     # --resume skips what is already there
     again = fewshot.main(["--data", "mr", "--model", str(tiny_bert_dir), "--seeds", "1",
                           "--methods", "logreg", "--n-labeled", "8", "--max-unlabeled", "12",
-                          "--max-test", "8", "--no-isolate", "--output", str(out), "--resume",
-                          "--no-report"])
+                          "--max-test", "8", "--max-length", "32", "--no-isolate",
+                          "--output", str(out), "--resume", "--no-report"])
     assert again == []
+
+
+def test_fewshot_parallel_workers_and_native_length(tmp_path, tiny_data, tiny_bert_dir):
+    """--workers runs methods side by side; without --max-length every method gets the
+    body's native length (the tiny BERT's tokenizer limit here)."""
+    from list_engine import load_tokenizer
+    from list_engine.lengths import model_max_length
+
+    out = tmp_path / "results.json"
+    overrides = {k: v for k, v in TINY.items() if k not in ("device", "max_length")}
+    records = fewshot.main([
+        "--data", "mr,bbc", "--model", str(tiny_bert_dir), "--seeds", "1",
+        "--methods", "logreg,zero_shot", "--n-labeled", "8", "--max-unlabeled", "12",
+        "--max-test", "8", "--device", "cpu", "--workers", "2", "--no-report",
+        "--output", str(out), *_sets(overrides)])
+    native = model_max_length(str(tiny_bert_dir), load_tokenizer(str(tiny_bert_dir)))
+    assert len(records) == 4 and not [r for r in records if r.get("error")]
+    assert {r["max_length"] for r in records} == {native}
+    assert {(r["data"], r["method"]) for r in records} == {
+        (d, m) for d in ("mr", "bbc") for m in ("logreg", "zero_shot")}
+    assert len(report.load_results(out)["fewshot"]["runs"]) == 4
+    with pytest.raises(ValueError, match="isolated"):
+        fewshot.main(["--data", "mr", "--model", str(tiny_bert_dir), "--workers", "2",
+                      "--no-isolate", "--output", str(out)])
 
 
 def test_isolated_run_measures_rss(tiny_bert_dir):
