@@ -175,6 +175,7 @@ class LiSTTrainer:
         gen = torch.Generator().manual_seed(seed)
         if r == 0:
             out = self._select_lr() if cfg.lr_candidates else {}
+            out.update(head=self.classifier.head, max_length=self.classifier.max_length)
             self.classifier.reset_trainable(gen)
             stepper = self._stepper(self.teacher_lr, cfg.teacher_steps)
             lab = BatchStream(len(self._lab_enc), cfg.labeled_batch_size, rng)

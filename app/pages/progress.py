@@ -50,6 +50,9 @@ def _header(s, run) -> None:
 
 def _charts(s, run) -> None:
     metrics = run_service.round_metrics(s, run.id)
+    choices = run_service.model_choices(metrics)
+    if choices:
+        st.caption(choices)
     latest = next((m for m in reversed(metrics) if m["accuracy"] is not None), None)
     if latest:
         c1, c2, c3 = st.columns(3)

@@ -163,12 +163,14 @@ if tok is not None and not problems and mode == "prompt":
         except Exception as exc:  # noqa: BLE001 - model loading/inference failures
             ui.error(f"The zero-shot check failed: {exc}")
         else:
-            if result.head_pretrained:
+            if result.meaningful:
                 st.info(result.note)
             else:
                 st.warning(result.note, icon=":material/warning:")
-            st.metric("Zero-shot accuracy on labelled examples", f"{result.accuracy:.0%}",
-                      help="Meaningless when the MLM head is untrained (see the note).")
+            st.metric(f"Zero-shot accuracy on {len(result.table)} labelled examples "
+                      f"({result.head} head)", f"{result.accuracy:.0%}",
+                      help="Before any training. Meaningless when the MLM head is untrained "
+                           "(see the note).")
             st.dataframe(result.table, hide_index=True, width="stretch")
 
 # ---------------------------------------------------------------- save

@@ -152,14 +152,19 @@ def main() -> None:
                 st.caption(f"Parameter count unavailable: {ui.md(exc)}")
         device = summary.workers[0].device if summary.workers else None
         measured = training.seconds_per_unit_history(s, model, device)
-        estimate = training.estimate_time(list_config, counts, summary.evaluation.size,
-                                          params[1] if params else None, device, measured)
+        length = None
+        if params and tokenizer is not None:
+            length = training.length_choice(s, project.id, tokenizer, params.model_max_length,
+                                            list_config.get("max_length"))
+        timed = {**list_config, "max_length": length.max_length} if length else list_config
+        estimate = training.estimate_time(timed, counts, summary.evaluation.size,
+                                          params.total if params else None, device, measured)
         m1, m2, m3, m4 = st.columns(4)
         m1.metric("Training labels", counts.train_total)
         m2.metric("Unlabelled pool", f"{counts.unlabelled:,}")
         m3.metric("Trainable parameters",
-                  f"{params[0]:,}" if params else "-",
-                  help=f"of {params[1]:,} in total" if params else None)
+                  f"{params.trainable:,}" if params else "-",
+                  help=f"of {params.total:,} in total" if params else None)
         m4.metric("Estimated time", estimate.short, help=estimate.text)
         rounds = list_config.get("rounds", 0)
         st.caption(
@@ -170,8 +175,17 @@ def main() -> None:
             + (f" (worker device: {device})." if device else " (no worker running: assumed CPU).")
         )
         if params:
-            st.caption(f"{params[0]:,} trainable of {params[1]:,} parameters "
-                       f"({100 * params[0] / max(params[1], 1):.1f} %).")
+            st.caption(f"{params.trainable:,} trainable of {params.total:,} parameters "
+                       f"({100 * params.trainable / max(params.total, 1):.1f} %). "
+                       + prompt_service.head_explanation(params.head,
+                                                         params.mlm_head_pretrained))
+        if length:
+            how = ("the 95th percentile of your documents' token counts" if length.chosen
+                   else "set by the preset")
+            st.caption(f"Max length: {length.max_length} tokens ({how}; the model takes up to "
+                       f"{length.model_limit}). {length.truncated_share:.0%} of the documents "
+                       "are longer and will be cut; a longer max length costs time roughly "
+                       "in proportion (the estimate above uses this length).")
 
         for problem in summary.problems:
             ui.error(problem)

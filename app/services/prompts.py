@@ -210,6 +210,8 @@ class ZeroShotResult:
     accuracy: float | None
     head_pretrained: bool
     note: str
+    head: str = "mlm"  # mlm | similarity: what the model's prompt head is
+    meaningful: bool = False  # do these probabilities mean anything before training?
 
 
 UNTRAINED_NOTE = (
@@ -219,6 +221,28 @@ UNTRAINED_NOTE = (
     "after training; use a model with a pretrained MLM head (e.g. roberta-large) for a "
     "meaningful zero-shot check."
 )
+
+
+SIMILARITY_NOTE = (
+    "This model is a sentence encoder without a pretrained masked-LM head, so it uses the "
+    "similarity head: each label is described by the template with its label word in the mask "
+    "slot (e.g. \"It was great.\") and a document goes to the label whose description it is "
+    "most similar to. These are real zero-shot predictions: low accuracy here suggests other "
+    "label words or another template. Training starts from this and improves on it."
+)
+
+
+def head_explanation(head: str, mlm_head_pretrained: bool) -> str:
+    """One line for the train and run pages: which prompt head a model uses and why."""
+    if head == "similarity":
+        return ("Similarity head: the model has no pretrained masked-LM head, so labels are "
+                "scored by the similarity of a document to each label's description.")
+    if head == "mlm" and mlm_head_pretrained:
+        return ("MLM head: the model has a pretrained masked-LM head, so labels are scored by "
+                "the label word's probability at the mask.")
+    if head == "mlm":
+        return "MLM head, untrained (chosen by hand): zero-shot predictions are chance."
+    return "Classic head: a classifier on the first token, no prompt."
 
 
 def zero_shot_check(
@@ -245,11 +269,16 @@ def zero_shot_check(
         table[f"p({name})"] = probs[:, j].round(3)
     accuracy = float(np.mean([p == c.name for p, (_, c) in zip(predicted, pairs, strict=True)]))
     pretrained = bool(classifier.mlm_head_pretrained)
-    note = UNTRAINED_NOTE if not pretrained else (
-        "The model's MLM head is pretrained: these are real zero-shot probabilities. Low "
-        "accuracy here suggests trying other label words or another template."
-    )
-    return ZeroShotResult(table, accuracy, pretrained, note)
+    head = getattr(classifier, "head", "mlm")
+    if head == "similarity":
+        note = SIMILARITY_NOTE
+    elif pretrained:
+        note = ("The model's MLM head is pretrained: these are real zero-shot probabilities. "
+                "Low accuracy here suggests trying other label words or another template.")
+    else:
+        note = UNTRAINED_NOTE
+    return ZeroShotResult(table, accuracy, pretrained, note, head,
+                          meaningful=head == "similarity" or pretrained)
 
 
 def build_classifier(model: str, template: str, verbalizer: dict[str, str], device: str = "cpu",

@@ -198,6 +198,24 @@ def round_metrics(session: Session, run_id: int) -> list[dict]:
     ]
 
 
+def model_choices(metrics: list[dict]) -> str | None:
+    """What the engine chose at the start of a run (prompt head, max length, learning rate),
+    in words; None before the teacher finished."""
+    first = next((m["details"] for m in metrics if m["round"] == 0), None)
+    if not first or "head" not in first:
+        return None
+    parts = [{"similarity": "similarity head (no pretrained MLM head in this model)",
+              "mlm": "MLM head", "classic": "classic head"}.get(first["head"], first["head"])]
+    if first.get("max_length"):
+        parts.append(f"max length {first['max_length']} tokens")
+    if first.get("selected_lr"):
+        cv = first.get("lr_cv_accuracy") or {}
+        detail = ", ".join(f"{k}: {100 * v:.0f} %" for k, v in cv.items())
+        parts.append(f"learning rate {first['selected_lr']:g}"
+                     + (f" (2-fold cross-validation on the labels: {detail})" if detail else ""))
+    return "This run uses the " + "; ".join(parts) + "."
+
+
 def step_losses(session: Session, run_id: int) -> list[dict]:
     return [
         {"round": r.round, "phase": r.phase, "step": r.step, "global_step": r.global_step,

@@ -281,17 +281,52 @@ def prompt_problems(config: PromptConfig, classes: list[str], tokenizer=None,
     return problems
 
 
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the train page says about the classifier a run would build."""
+
+    trainable: int
+    total: int
+    head: str  # mlm | similarity | classic
+    mlm_head_pretrained: bool
+    model_max_length: int
+
+
 def parameter_counts(model: str, template: str, verbalizer: dict, mode: str,
-                     bottleneck: int | None = None) -> tuple[int, int]:
-    """(trainable, total) parameters of the classifier a run would build (loads the model:
-    cache the result)."""
+                     bottleneck: int | None = None) -> ModelFacts:
+    """Parameters, prompt head and length limit of the classifier a run would build (loads
+    the model: cache the result)."""
     from list_engine import AdapterConfig, PromptClassifier
 
     clf = PromptClassifier.create(
         model=model, template=template, verbalizer=dict(verbalizer), mode=mode,
         adapter=AdapterConfig(bottleneck=bottleneck), device="cpu",
     )
-    return clf.parameter_counts()
+    trainable, total = clf.parameter_counts()
+    return ModelFacts(trainable, total, clf.head, bool(clf.mlm_head_pretrained),
+                      int(clf.model_max_length))
+
+
+@dataclass(frozen=True)
+class LengthChoice:
+    max_length: int
+    model_limit: int
+    truncated_share: float  # documents longer than max_length (of those looked at)
+    chosen: bool  # True: from the documents (preset max_length None); False: the preset's
+
+
+def length_choice(session: Session, project_id: int, tokenizer, model_limit: int,
+                  configured: int | None, sample: int = 500) -> LengthChoice:
+    """The max_length a run will use: the preset's, or (None) the 95th percentile of the
+    project's documents capped by the model, as the engine computes it."""
+    from list_engine.lengths import choose_max_length
+
+    texts = list(session.scalars(select(Document.text).where(Document.project_id == project_id)
+                                 .order_by(func.random()).limit(sample)))
+    length = configured or choose_max_length(texts, tokenizer, model_limit)
+    counts = [len(ids) for ids in tokenizer([t[: model_limit * 12] for t in texts])["input_ids"]]
+    share = sum(c > length for c in counts) / len(counts) if counts else 0.0
+    return LengthChoice(int(length), int(model_limit), share, configured is None)
 
 
 # ----------------------------------------------------------------------------- time estimate

@@ -135,3 +135,29 @@ def test_versioned_save(db, sentiment_project, bert_tok):
         P.save_prompt_config(db, pid, template="{text} {mask}", verbalizer={"zzz": "a"},
                              model="default", tokenizer=bert_tok)
     assert len(P.list_prompt_configs(db, pid)) == 2
+
+
+def test_zero_shot_check_on_the_default_model_is_real(db, sentiment_project):
+    """The packaged sentence encoder has no MLM head: the similarity head gives real
+    zero-shot predictions (clear sentiment sentences are classified right)."""
+    from sqlalchemy import select
+
+    from app.services.labelling import list_label_classes
+    from db.models import Document
+
+    pid = sentiment_project.id
+    pos, neg = list_label_classes(db, pid)
+    docs = db.scalars(select(Document).where(Document.project_id == pid)
+                      .order_by(Document.id)).all()
+    for doc, text, cls in ((docs[0], "A wonderful, moving film. I loved it.", pos),
+                           (docs[1], "Dull, boring and far too long. I hated it.", neg)):
+        doc.text = text
+        set_label(db, pid, doc.id, cls.id)
+    db.commit()
+    clf = P.build_classifier("default", "{text} It was {mask}.",
+                             {"positive": "great", "negative": "terrible"})
+    result = P.zero_shot_check(db, pid, clf)
+    assert result.head == "similarity" and result.meaningful
+    assert "similarity head" in result.note and result.accuracy == 1.0
+    assert "Similarity head" in P.head_explanation("similarity", False)
+    assert "untrained" in P.head_explanation("mlm", False)
