@@ -44,6 +44,7 @@ class TrainResult:
     rounds_completed: int  # rounds finished after the teacher (teacher = round 0)
     classifier: PromptClassifier
     meta_stats: list[dict] = field(default_factory=list)  # per round: zero batches, ...
+    selected_round: int | None = None  # the round the classifier holds (best on eval)
 
 
 class Callback:

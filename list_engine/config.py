@@ -108,6 +108,9 @@ class LiSTConfig:
     eval_batch_size: int = field(default=64, metadata={"help": "batch size of inference"})
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     self_training: bool = field(default=True, metadata={"help": "False = teacher only"})
+    keep_best_round: bool = field(
+        default=True, metadata={"help": "with an evaluation set: end on the round that scored "
+                                "best on it (ties: the later round), not blindly the last"})
     # Additions to the contract (all optional).
     meta_method: str = field(
         default="central",

@@ -136,6 +136,7 @@ class LiSTTrainer:
             "max_length": self.classifier.max_length, "config": cfg.to_dict(),
         })
         last_state = self.classifier.trainable_state() if start > 0 else None
+        states: dict[int, dict] = {} if last_state is None else {start - 1: last_state}
         status, completed = "completed", start - 1
         try:
             for r in range(start, cfg.active_rounds + 1):
@@ -146,6 +147,7 @@ class LiSTTrainer:
                 metrics.append(round_metrics)
                 self.callbacks.trigger("on_evaluate", r, round_metrics)
                 last_state = self.classifier.trainable_state()
+                states[r] = last_state
                 completed = r
                 ckpt = None
                 if checkpoint_dir is not None:
@@ -159,13 +161,46 @@ class LiSTTrainer:
                 self.classifier.reset_trainable(
                     torch.Generator().manual_seed(round_seed(cfg.seed, 0)))
             logger.info("training stopped by a callback after round %s", completed)
+        selected = self._keep_best_round(metrics, states, checkpoint_dir) if metrics else None
         self.classifier.module.eval()
-        self.classifier.metrics = {"rounds": metrics}
+        self.classifier.metrics = {"rounds": metrics, "selected_round": selected}
         result = TrainResult(status=status, metrics=metrics,
                              rounds_completed=max(0, completed), classifier=self.classifier,
-                             meta_stats=self.meta_stats)
+                             meta_stats=self.meta_stats, selected_round=selected)
         self.callbacks.trigger("on_train_end", result)
         return result
+
+    def _keep_best_round(self, metrics: list[dict], states: dict[int, dict],
+                         checkpoint_dir) -> int:
+        """With an evaluation set, a round that made things worse is not what the user gets:
+        load the round with the best evaluation accuracy (ties: the later one). Without one,
+        the last round (nothing measured to choose by)."""
+        last = metrics[-1]["round"]
+        scored = [m for m in metrics if m.get("accuracy") is not None]
+        if not (self.config.keep_best_round and scored):
+            return last
+        best = max(scored, key=lambda m: (m["accuracy"], m["round"]))["round"]
+        if best == last:
+            return last
+        state = states.get(best) or self._checkpoint_state(checkpoint_dir, best)
+        if state is None:
+            logger.warning("round %d scored best but its weights are gone; keeping round %d",
+                           best, last)
+            return last
+        self.classifier.load_trainable_state(state)
+        logger.info("keeping round %d (evaluation accuracy %.4f) instead of the last round %d "
+                    "(%.4f)", best, next(m["accuracy"] for m in scored if m["round"] == best),
+                    last, metrics[-1].get("accuracy") or float("nan"))
+        return best
+
+    @staticmethod
+    def _checkpoint_state(checkpoint_dir, r: int) -> dict | None:
+        if checkpoint_dir is None or not (Path(checkpoint_dir) / f"round-{r}" / STATE_NAME).is_file():
+            return None
+        from safetensors.torch import load_file
+
+        state = load_file(str(Path(checkpoint_dir) / f"round-{r}" / STATE_NAME))
+        return {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
 
     def _run_round(self, r: int) -> dict:
         cfg = self.config

@@ -98,7 +98,14 @@ def train(ctx: RunContext, run: Run) -> str:
     if result.status != "completed":
         return "stopped"
 
-    final = result.metrics[-1] if result.metrics else None
+    # The classifier holds the round that scored best on the evaluation set (the last one
+    # when there is none); its metrics go with the model, saying which round it is.
+    final = next((dict(m, selected_round=m["round"]) for m in result.metrics
+                  if m["round"] == result.selected_round), None)
+    if result.selected_round is not None and result.metrics and \
+            result.selected_round != result.metrics[-1]["round"]:
+        log.info("run %d: keeping round %d, which scored best on the evaluation set",
+                 run.id, result.selected_round)
     model_dir = run_dir / "model"
     result.classifier.save_pretrained(model_dir, metrics=final)
     sha, size = describe(model_dir)

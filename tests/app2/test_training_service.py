@@ -129,10 +129,36 @@ def test_time_estimate_is_a_range_and_scales():
 
 
 def test_parameter_counts_of_the_tiny_model(data_env):
-    trainable, total = training.parameter_counts(data_env.model, "{text} It was {mask}.",
-                                                 {"positive": "great", "negative": "terrible"},
-                                                 "prompt")
-    assert 0 < trainable < total
+    facts = training.parameter_counts(data_env.model, "{text} It was {mask}.",
+                                      {"positive": "great", "negative": "terrible"}, "prompt")
+    assert 0 < facts.trainable < facts.total
+    assert facts.head == "mlm" and facts.mlm_head_pretrained and facts.model_max_length >= 32
+    default = training.parameter_counts("default", "{text} It was {mask}.",
+                                        {"positive": "great", "negative": "terrible"}, "prompt")
+    assert default.head == "similarity" and default.model_max_length == 256
+
+
+def test_length_choice_follows_the_documents(db, labelled_project):
+    from list_engine import load_tokenizer, resolve_model_path
+
+    project, _ = labelled_project
+    tok = load_tokenizer(resolve_model_path("default"))
+    auto = training.length_choice(db, project.id, tok, 256, None)
+    assert auto.chosen and 16 <= auto.max_length <= 256 and auto.model_limit == 256
+    assert 0.0 <= auto.truncated_share <= 0.1
+    fixed = training.length_choice(db, project.id, tok, 256, 16)
+    assert not fixed.chosen and fixed.max_length == 16 and fixed.truncated_share >= 0.0
+
+
+def test_model_choices_in_words():
+    from app.services.runs import model_choices
+
+    assert model_choices([]) is None
+    text = model_choices([{"round": 0, "details": {
+        "head": "similarity", "max_length": 64, "selected_lr": 1e-4,
+        "lr_cv_accuracy": {"0.0001": 0.8, "0.001": 0.6}}}])
+    assert "similarity head" in text and "64 tokens" in text and "0.0001" in text
+    assert "80 %" in text
 
 
 def test_fresh_worker_removes_the_warning(db, labelled_project):

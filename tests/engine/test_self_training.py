@@ -14,7 +14,7 @@ def tiny_config(**overrides) -> LiSTConfig:
     base = dict(teacher_steps=4, teacher_lr=1e-3, rounds=2, unlabeled_steps=4,
                 kd_warmup_fraction=0.5, labeled_steps=2, student_lr=1e-3, labeled_batch_size=4,
                 unlabeled_batch_size=6, meta_batch_size=4, max_length=32, seed=7,
-                unlabeled_sample_size=24, device="cpu")
+                unlabeled_sample_size=24, device="cpu", lr_candidates=None)
     return LiSTConfig.preset("quick", **{**base, **overrides})
 
 
@@ -182,3 +182,28 @@ def test_stop_inside_teacher(tiny_bert_dir, labeled, unlabeled, tmp_path):
     assert result.status == "stopped" and result.metrics == [] and result.rounds_completed == 0
     assert len(rec.of("step")) == 1 and not any(tmp_path.iterdir())
     assert rec.of("end")[0][1] is result
+
+
+def test_best_round_is_kept_not_blindly_the_last(tiny_bert_dir, labeled, unlabeled):
+    clf = make(tiny_bert_dir)
+    trainer = LiSTTrainer(clf, tiny_config(rounds=1), labeled, unlabeled, eval=labeled)
+    result = trainer.train()
+    accs = [m["accuracy"] for m in result.metrics]
+    best = max(range(len(accs)), key=lambda r: (accs[r], r))
+    assert result.selected_round == best == clf.metrics["selected_round"]
+    assert clf.evaluate(labeled)["accuracy"] == accs[best]
+    # The policy itself, on two known states: round 1 scored worse, so round 0 comes back.
+    s0 = clf.trainable_state()
+    s1 = {k: v + 0.1 for k, v in s0.items()}
+    clf.load_trainable_state(s1)
+    picked = trainer._keep_best_round([{"round": 0, "accuracy": 0.9},
+                                       {"round": 1, "accuracy": 0.5}], {0: s0, 1: s1}, None)
+    assert picked == 0
+    assert all(np.array_equal(v, s0[k]) for k, v in clf.trainable_state().items())
+    # A tie goes to the later round; without evaluation the last round stays.
+    assert trainer._keep_best_round([{"round": 0, "accuracy": 0.5},
+                                     {"round": 1, "accuracy": 0.5}], {0: s0, 1: s1}, None) == 1
+    assert trainer._keep_best_round([{"round": 0}, {"round": 1}], {0: s0, 1: s1}, None) == 1
+    off = LiSTTrainer(clf, tiny_config(rounds=1, keep_best_round=False), labeled, unlabeled)
+    assert off._keep_best_round([{"round": 0, "accuracy": 0.9}, {"round": 1, "accuracy": 0.5}],
+                                {0: s0, 1: s1}, None) == 1
