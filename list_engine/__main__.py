@@ -107,7 +107,7 @@ def cmd_train(args) -> int:
     trainable, total = classifier.parameter_counts()
     print(f"model {args.model} ({classifier.model_type}), mode {args.mode}: {trainable:,} "
           f"trainable of {total:,} parameters; MLM head pretrained: "
-          f"{classifier.mlm_head_pretrained}", file=sys.stderr)
+          f"{classifier.mlm_head_pretrained}; prompt head: {classifier.head}", file=sys.stderr)
     callbacks = [] if args.no_progress else [TqdmCallback()]
     trainer = LiSTTrainer(classifier, config, labeled, unlabeled, eval=evaluation,
                           callbacks=callbacks)
@@ -116,7 +116,7 @@ def cmd_train(args) -> int:
     summary = {"status": result.status, "rounds": result.metrics,
                "rounds_completed": result.rounds_completed, "meta_stats": result.meta_stats,
                "wall_time_s": time.time() - start, "config": config.to_dict(),
-               "mlm_head_pretrained": classifier.mlm_head_pretrained,
+               "mlm_head_pretrained": classifier.mlm_head_pretrained, "head": classifier.head,
                "trainable_parameters": trainable, "total_parameters": total}
     classifier.save_pretrained(out, metrics={"rounds": result.metrics})
     from .self_training import _json_safe
