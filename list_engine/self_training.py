@@ -136,7 +136,8 @@ class LiSTTrainer:
             "max_length": self.classifier.max_length, "config": cfg.to_dict(),
         })
         last_state = self.classifier.trainable_state() if start > 0 else None
-        states: dict[int, dict] = {} if last_state is None else {start - 1: last_state}
+        # The best round so far by evaluation accuracy (held in memory: adapters are small).
+        best: tuple[float, int, dict] | None = None
         status, completed = "completed", start - 1
         try:
             for r in range(start, cfg.active_rounds + 1):
@@ -147,7 +148,9 @@ class LiSTTrainer:
                 metrics.append(round_metrics)
                 self.callbacks.trigger("on_evaluate", r, round_metrics)
                 last_state = self.classifier.trainable_state()
-                states[r] = last_state
+                if round_metrics.get("accuracy") is not None and (
+                        best is None or round_metrics["accuracy"] >= best[0]):
+                    best = (round_metrics["accuracy"], r, last_state)
                 completed = r
                 ckpt = None
                 if checkpoint_dir is not None:
@@ -161,6 +164,7 @@ class LiSTTrainer:
                 self.classifier.reset_trainable(
                     torch.Generator().manual_seed(round_seed(cfg.seed, 0)))
             logger.info("training stopped by a callback after round %s", completed)
+        states = {best[1]: best[2]} if best else {}
         selected = self._keep_best_round(metrics, states, checkpoint_dir) if metrics else None
         self.classifier.module.eval()
         self.classifier.metrics = {"rounds": metrics, "selected_round": selected}
@@ -182,6 +186,7 @@ class LiSTTrainer:
         best = max(scored, key=lambda m: (m["accuracy"], m["round"]))["round"]
         if best == last:
             return last
+        # Rounds finished before a resume are not in memory: read their checkpoint.
         state = states.get(best) or self._checkpoint_state(checkpoint_dir, best)
         if state is None:
             logger.warning("round %d scored best but its weights are gone; keeping round %d",

@@ -115,6 +115,27 @@ def _data_lines(data: dict | None, counts) -> list[str]:
     ]
 
 
+def _head_lines(adapter_config: dict | None, metrics: list[dict]) -> list[str]:
+    """Which prompt head, length and learning rate the engine chose, and which round this is."""
+    from app.services.prompts import head_explanation
+
+    config = adapter_config or {}
+    lines = []
+    if config.get("head"):
+        lines.append(f"- Prompt head: {head_explanation(config['head'], bool(config.get('mlm_head_pretrained')))}")
+    if config.get("max_length"):
+        lines.append(f"- Max length: {config['max_length']} tokens")
+    first = next((m["details"] for m in metrics if m["round"] == 0), {}) or {}
+    if first.get("selected_lr"):
+        lines.append(f"- Learning rate {first['selected_lr']:g}, chosen by 2-fold "
+                     "cross-validation on the training labels")
+    selected = (config.get("metrics") or {}).get("selected_round")
+    if selected is not None and metrics and selected != metrics[-1]["round"]:
+        lines.append(f"- This model is round {selected}, which scored best on the evaluation "
+                     f"set (the last round, {metrics[-1]['round']}, scored lower)")
+    return lines
+
+
 def model_card(session: Session, run: Run, adapter_config: dict | None = None,
                merged: bool = False) -> str:
     """The README.md of the export: what the model is, how it was trained, how to use it."""
@@ -137,6 +158,7 @@ def model_card(session: Session, run: Run, adapter_config: dict | None = None,
         "## Model",
         f"- Base model: `{base}`",
         f"- Mode: {cfg.get('mode', 'prompt')}",
+        *_head_lines(adapter_config, metrics),
         f"- Prompt template: `{cfg.get('template', '')}`",
         "- Labels and label words:",
         *[f"  - `{name}` -> `{word}`" for name, word in verbalizer.items()],

@@ -39,6 +39,7 @@ CUSTOM_KNOBS = (
     "teacher_lr",
     "student_lr",
     "seed",
+    "auto_lr",  # not a LiSTConfig field: True keeps the preset's lr_candidates
 )
 START_WORKER_HINT = (
     "Start one in a terminal next to the app with `python -m worker` "
@@ -65,6 +66,8 @@ def build_list_config(preset: str, overrides: dict | None = None, bottleneck: in
         raise ServiceError(f"Unknown training settings: {', '.join(sorted(unknown))}.")
     if bottleneck is not None:
         knobs["adapter"] = AdapterConfig(bottleneck=int(bottleneck))
+    if knobs.pop("auto_lr", True) is False:  # the learning rates typed in are used as they are
+        knobs["lr_candidates"] = None
     try:
         config = LiSTConfig.preset(base, **knobs)
     except (TypeError, ValueError) as exc:
@@ -76,6 +79,7 @@ def preset_defaults(preset: str) -> dict:
     """The preset's values of the custom knobs (to pre-fill the form)."""
     cfg = build_list_config("quick" if preset == "custom" else preset)
     out = {k: cfg.get(k) for k in CUSTOM_KNOBS}
+    out["auto_lr"] = bool(cfg.get("lr_candidates"))
     out["bottleneck"] = (cfg.get("adapter") or {}).get("bottleneck")
     return out
 

@@ -106,6 +106,12 @@ def test_build_list_config_presets_and_custom():
     assert quick["rounds"] == 2 and paper["rounds"] == 6
     custom = training.build_list_config("custom", {"rounds": 3, "seed": 5}, bottleneck=8)
     assert custom["rounds"] == 3 and custom["seed"] == 5 and custom["adapter"]["bottleneck"] == 8
+    assert quick["lr_candidates"] == [1e-4, 3e-4, 1e-3] and quick["max_length"] is None
+    assert custom["lr_candidates"] == quick["lr_candidates"]
+    typed = training.build_list_config("custom", {"auto_lr": False, "teacher_lr": 2e-4})
+    assert typed["lr_candidates"] is None and typed["teacher_lr"] == 2e-4
+    assert training.preset_defaults("custom")["auto_lr"] is True
+    assert training.preset_defaults("paper")["auto_lr"] is False
     with pytest.raises(ServiceError, match="Invalid training settings"):
         training.build_list_config("custom", {"rounds": -1})
     with pytest.raises(ServiceError):
