@@ -35,6 +35,16 @@ def read_csv(path: str | Path, require_label: bool = False) -> list[Example]:
     return rows
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m list_engine",
                                 description="LiST: few-shot text classification with prompts, "
@@ -65,13 +75,13 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--model-dir", required=True)
     pr.add_argument("--input", required=True)
     pr.add_argument("--output", required=True)
-    pr.add_argument("--batch-size", type=int, default=64)
+    pr.add_argument("--batch-size", type=_positive_int, default=64)
     pr.add_argument("--device", default="auto")
 
     ev = sub.add_parser("evaluate", help="print metrics JSON on a labelled CSV")
     ev.add_argument("--model-dir", required=True)
     ev.add_argument("--data", required=True)
-    ev.add_argument("--batch-size", type=int, default=64)
+    ev.add_argument("--batch-size", type=_positive_int, default=64)
     ev.add_argument("--device", default="auto")
     return p
 

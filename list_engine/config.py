@@ -23,6 +23,15 @@ ZERO_WEIGHT_POLICIES = ("skip", "uniform")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 
 
+MAX_STEPS = 1_000_000  # per phase: far beyond any useful run, far below "runs for a year"
+MAX_ROUNDS = 100
+MAX_LR = 1.0
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
@@ -131,8 +140,7 @@ class LiSTConfig:
         self.adam_betas = tuple(float(b) for b in self.adam_betas)  # type: ignore[assignment]
         if self.lr_candidates is not None:
             _check(isinstance(self.lr_candidates, list | tuple) and len(self.lr_candidates) >= 1
-                   and all(isinstance(x, int | float) and math.isfinite(x) and x > 0
-                           for x in self.lr_candidates),
+                   and all(_finite(x) and 0 < x <= MAX_LR for x in self.lr_candidates),
                    f"lr_candidates must be positive numbers or None, got {self.lr_candidates!r}")
             self.lr_candidates = tuple(sorted(float(x) for x in self.lr_candidates))
         _check(self.mode in MODES, f"mode must be one of {MODES}, got {self.mode!r}")
@@ -143,15 +151,25 @@ class LiSTConfig:
         _check(self.max_length is None or (isinstance(self.max_length, int)
                                            and self.max_length >= 8),
                f"max_length must be an int >= 8 or None (auto), got {self.max_length!r}")
-        for name in ("teacher_steps", "unlabeled_steps", "labeled_steps", "rounds"):
+        for name, top in (("teacher_steps", MAX_STEPS), ("unlabeled_steps", MAX_STEPS),
+                          ("labeled_steps", MAX_STEPS), ("rounds", MAX_ROUNDS)):
             value = getattr(self, name)
-            _check(isinstance(value, int) and value >= 0, f"{name} must be an int >= 0, got {value!r}")
+            _check(isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= top,
+                   f"{name} must be an int from 0 to {top:,}, got {value!r}")
         for name in ("teacher_lr", "student_lr", "adam_eps", "meta_fd_eps", "kd_temperature"):
             value = getattr(self, name)
-            _check(value > 0, f"{name} must be > 0, got {value!r}")
-        _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
-        _check(self.grad_clip is None or self.grad_clip > 0,
-               f"grad_clip must be > 0 or None, got {self.grad_clip!r}")
+            _check(_finite(value) and value > 0, f"{name} must be a finite number > 0, got {value!r}")
+        _check(_finite(self.teacher_lr) and self.teacher_lr <= MAX_LR
+               and self.student_lr <= MAX_LR,
+               f"learning rates above {MAX_LR} only diverge; got teacher_lr={self.teacher_lr!r}, "
+               f"student_lr={self.student_lr!r}")
+        _check(_finite(self.weight_decay) and self.weight_decay >= 0,
+               f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
+        _check(self.grad_clip is None or (_finite(self.grad_clip) and self.grad_clip > 0),
+               f"grad_clip must be a finite number > 0 or None, got {self.grad_clip!r}")
+        _check(isinstance(self.seed, int) and not isinstance(self.seed, bool)
+               and 0 <= self.seed < 2**32,
+               f"seed must be an int from 0 to 2**32 - 1, got {self.seed!r}")
         _check(len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas),
                f"adam_betas must be two numbers in [0, 1), got {self.adam_betas!r}")
         _check(0.0 <= self.kd_warmup_fraction <= 1.0,

@@ -487,6 +487,8 @@ class PromptClassifier:
 
     # -- inference --------------------------------------------------------------------------
     def predict_encoded(self, encoded: list[Encoded], batch_size: int = 64) -> np.ndarray:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
         if not encoded:
             return np.zeros((0, self.num_classes), dtype=np.float32)
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))

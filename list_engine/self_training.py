@@ -31,7 +31,14 @@ from .lengths import choose_max_length
 from .modeling import Encoded, PromptClassifier, resolve_device
 from .prompts import Example
 from .reweighting import directional_derivative, labeled_gradient, normalize_weights
-from .training import BatchStream, Stepper, ce_loss, kd_loss_per_example, make_optimizer
+from .training import (
+    BatchStream,
+    NonFiniteLossError,
+    Stepper,
+    ce_loss,
+    kd_loss_per_example,
+    make_optimizer,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -305,12 +312,17 @@ class LiSTTrainer:
                 self.classifier.reset_trainable(torch.Generator().manual_seed(seed))
                 stream = BatchStream(len(train), cfg.labeled_batch_size,
                                      np.random.default_rng(seed + fold))
-                self._labeled_phase(0, "select_lr", cfg.teacher_steps, stream,
-                                    self._stepper(lr, cfg.teacher_steps), subset=train)
+                try:
+                    self._labeled_phase(0, "select_lr", cfg.teacher_steps, stream,
+                                        self._stepper(lr, cfg.teacher_steps), subset=train)
+                except NonFiniteLossError:  # this rate diverges here: it cannot win
+                    logger.warning("learning rate %g diverged in cross-validation", lr)
+                    correct = -1
+                    break
                 probs = self.classifier.predict_encoded([self._lab_enc[i] for i in held],
                                                         cfg.eval_batch_size)
                 correct += int((probs.argmax(1) == y[held]).sum())
-            scores[lr] = correct / len(y)
+            scores[lr] = correct / len(y) if correct >= 0 else -1.0  # -1: diverged
         best = max(scores.values())
         self.selected_lr = min(lr for lr, s in scores.items() if s == best)
         logger.info("learning rate %g chosen by 2-fold cross-validation on the labels (%s)",

@@ -57,6 +57,10 @@ def make_optimizer(params: list[torch.nn.Parameter], lr: float, total_steps: int
     return optimizer, scheduler
 
 
+class NonFiniteLossError(ValueError):
+    """The loss became NaN or infinite: the run diverged (usually a learning rate too high)."""
+
+
 @dataclass
 class Stepper:
     """Backward + clip + step + schedule for one optimizer."""
@@ -73,6 +77,11 @@ class Stepper:
     def step(self, loss: torch.Tensor | None) -> float:
         """Apply one update from `loss` (None: no update, the schedule still advances)."""
         lr = self.lr
+        if loss is not None and not torch.isfinite(loss.detach()).all():
+            raise NonFiniteLossError(
+                f"training diverged: the loss became {loss.detach().float().item()} at learning "
+                f"rate {lr:g}. Lower the learning rate (or let the preset choose it) and start "
+                "again; nothing of this run's model is kept")
         if loss is not None:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -64,11 +64,11 @@ def build_list_config(preset: str, overrides: dict | None = None, bottleneck: in
     unknown = set(knobs) - set(CUSTOM_KNOBS) - {"device", "self_training"}
     if unknown:
         raise ServiceError(f"Unknown training settings: {', '.join(sorted(unknown))}.")
-    if bottleneck is not None:
-        knobs["adapter"] = AdapterConfig(bottleneck=int(bottleneck))
     if knobs.pop("auto_lr", True) is False:  # the learning rates typed in are used as they are
         knobs["lr_candidates"] = None
     try:
+        if bottleneck is not None:
+            knobs["adapter"] = AdapterConfig(bottleneck=int(bottleneck))
         config = LiSTConfig.preset(base, **knobs)
     except (TypeError, ValueError) as exc:
         raise ServiceError(f"Invalid training settings: {exc}") from exc

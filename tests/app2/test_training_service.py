@@ -191,3 +191,10 @@ def test_start_training_enqueues_a_run(db, labelled_project):
     from list_engine import LiSTConfig
 
     LiSTConfig.from_dict(c["list_config"])  # the worker can read it back
+
+
+def test_hostile_custom_settings_are_clear_errors():
+    for knobs, bottleneck in (({}, 0), ({"teacher_lr": float("inf")}, None),
+                              ({"seed": -1}, None), ({"teacher_steps": 10**9}, None)):
+        with pytest.raises(ServiceError, match="Invalid training settings"):
+            training.build_list_config("custom", knobs, bottleneck=bottleneck)
