@@ -96,7 +96,15 @@ def cmd_train(args) -> int:
         verbalizer = json.loads(args.verbalizer)
     except json.JSONDecodeError as exc:
         raise SystemExit(f"--verbalizer is not valid JSON: {exc}") from exc
-    overrides = json.loads(args.config) if args.config else {}
+    try:
+        overrides = json.loads(args.config) if args.config else {}
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"--config is not valid JSON: {exc}") from exc
+    if not isinstance(overrides, dict):
+        raise SystemExit("--config must be a JSON object of LiSTConfig fields, e.g. "
+                         "'{\"rounds\": 3}'")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise SystemExit(f"--out {args.out} is an existing file: give a directory for the model")
     overrides["mode"] = args.mode
     if args.rounds is not None:
         overrides["rounds"] = args.rounds
@@ -139,6 +147,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    from .csv_safety import spreadsheet_safe
     from .modeling import PromptClassifier
 
     clf = PromptClassifier.from_pretrained(args.model_dir, device=args.device)
@@ -153,6 +162,7 @@ def cmd_predict(args) -> int:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         for row, p in zip(rows, probs, strict=True):
+            row = {k: spreadsheet_safe(v) for k, v in row.items()}
             row["prediction"] = clf.labels[int(p.argmax())]
             row.update({f"prob_{label}": f"{float(v):.6f}"
                         for label, v in zip(clf.labels, p, strict=True)})

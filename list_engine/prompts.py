@@ -171,7 +171,12 @@ class Verbalizer:
     def word_problems(self, tokenizer) -> list[str]:
         problems = []
         sensitive = _is_space_sensitive(tokenizer)
+        special = set(getattr(tokenizer, "all_special_tokens", []) or [])
         for label, word in self.mapping.items():
+            if word.strip() in special:
+                problems.append(f"label word {word!r} (label {label!r}) is a special token of "
+                                "this tokenizer: pick an ordinary word")
+                continue
             ids = tokenizer(word, add_special_tokens=False)["input_ids"]
             if len(ids) == 1 and ids[0] != tokenizer.unk_token_id:
                 continue

@@ -179,6 +179,9 @@ def predict(ctx: RunContext, run: Run) -> str:
         frame[f"p_{label}"] = probs[:, j] if total else []
     out = jobs.run_dir(run.id) / "predictions.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
+    from list_engine.csv_safety import spreadsheet_safe
+
+    frame = frame.map(spreadsheet_safe)  # no formula runs when the CSV opens in a spreadsheet
     frame.to_csv(out, index=False)
     sha, size = describe(out)
     with ctx.session() as s:

@@ -51,3 +51,42 @@ def test_predict_refuses_a_bad_batch_size(tiny_bert_dir, tmp_path, capsys):
              "--output", str(tmp_path / "out.csv"), "--batch-size", "-1"])
     assert exit_info.value.code == 2 and "must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_cli_train_refuses_bad_config_and_out_before_training(tmp_path, capsys):
+    labeled = tmp_path / "l.csv"
+    labeled.write_text("text,label\ngood,pos\nbad,neg\n")
+    base = ["train", "--labeled", str(labeled), "--verbalizer", '{"neg": "bad", "pos": "good"}',
+            "--template", "{text} It was {mask}."]
+    for config, message in (("[1, 2]", "must be a JSON object"), ("{rounds: 1", "--config is not")):
+        with pytest.raises(SystemExit, match=message):
+            cli([*base, "--config", config, "--out", str(tmp_path / "m")])
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(SystemExit, match="existing file"):
+        cli([*base, "--out", str(tmp_path / "taken")])
+
+
+def test_cli_predictions_are_safe_to_open_in_a_spreadsheet(tiny_bert_dir, tmp_path):
+    import csv
+
+    clf = PromptClassifier.create(str(tiny_bert_dir), TEMPLATE, WORDS, device="cpu")
+    clf.save_pretrained(tmp_path / "m")
+    (tmp_path / "in.csv").write_text('text\n"=HYPERLINK(""http://x"")"\n@SUM(A1)\nplain\n')
+    assert cli(["predict", "--model-dir", str(tmp_path / "m"), "--input",
+                str(tmp_path / "in.csv"), "--output", str(tmp_path / "out.csv")]) == 0
+    with open(tmp_path / "out.csv", newline="") as fh:
+        texts = [row["text"] for row in csv.DictReader(fh)]
+    assert texts == ["'=HYPERLINK(\"http://x\")", "'@SUM(A1)", "plain"]
+
+
+@pytest.mark.parametrize("word", ["[MASK]", "[SEP]", "[CLS]"])
+def test_special_tokens_are_not_label_words(tiny_bert_dir, word):
+    from list_engine import PromptError, load_tokenizer
+    from list_engine.prompts import Verbalizer
+
+    tok = load_tokenizer(str(tiny_bert_dir))
+    problems = Verbalizer({"neg": word, "pos": "good"}).word_problems(tok)
+    assert any("special token" in p for p in problems)
+    with pytest.raises(PromptError, match="special token"):
+        PromptClassifier.create(str(tiny_bert_dir), TEMPLATE, {"neg": word, "pos": "good"},
+                                device="cpu")
