@@ -20,13 +20,14 @@ PRESET_ORDER = ("sentiment", "topic", "subjectivity", "question_type", "nli", "p
 
 
 def load_tokenizer(model: str):
-    """The tokenizer of `model` ("default", a hub name or a local path)."""
-    from transformers import AutoTokenizer
-
+    """The tokenizer of `model` ("default", a hub name or a local path). Goes through the
+    engine's loader: a hub name that cannot be reached offline fails in seconds, not after a
+    minute of retries on every rerun of the page."""
+    from list_engine import load_tokenizer as engine_load_tokenizer
     from list_engine import resolve_model_path
 
     try:
-        return AutoTokenizer.from_pretrained(resolve_model_path(model))
+        return engine_load_tokenizer(resolve_model_path(model))
     except Exception as exc:  # noqa: BLE001 - any loading failure is a user-facing message
         raise ServiceError(f"Could not load the tokenizer of {model!r}: {exc}") from exc
 

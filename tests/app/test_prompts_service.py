@@ -161,3 +161,10 @@ def test_zero_shot_check_on_the_default_model_is_real(db, sentiment_project):
     assert "similarity head" in result.note and result.accuracy == 1.0
     assert "Similarity head" in P.head_explanation("similarity", False)
     assert "untrained" in P.head_explanation("mlm", False)
+
+
+def test_an_unreachable_hub_name_fails_fast_with_advice(monkeypatch):
+    """The prompt page's tokenizer goes through the engine's offline-aware loader."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ServiceError, match="no-such-org/no-such-model.*local model directory"):
+        P.load_tokenizer("no-such-org/no-such-model")
