@@ -6,6 +6,8 @@ An empty input gives a figure that says "no data yet" instead of an empty frame.
 
 from __future__ import annotations
 
+import html
+
 import plotly.graph_objects as go
 
 HEIGHT = 320
@@ -84,10 +86,17 @@ def pseudo_accuracy_figure(rows: list[dict], title: str = "Pseudo-label accuracy
     return fig
 
 
+def _plain(name: object) -> str:
+    """A class name as text: Plotly renders a subset of HTML (links, bold) in axis labels,
+    and class names are user input."""
+    return html.escape(str(name), quote=False)
+
+
 def class_distribution_figure(dist: dict, title: str = "Classes: pseudo-labels vs labels") -> go.Figure:
     """Share of each class among the training labels and among the round's pseudo-labels."""
     labels, pseudo = dist.get("labels") or {}, dist.get("pseudo") or {}
     classes = list(dict.fromkeys([*labels, *pseudo]))
+    shown = [_plain(c) for c in classes]
     if not classes or not (sum(labels.values()) or sum(pseudo.values())):
         return _empty(title)
     fig = go.Figure()
@@ -95,7 +104,7 @@ def class_distribution_figure(dist: dict, title: str = "Classes: pseudo-labels v
                                                if dist.get("round") is not None else "pseudo-labels", pseudo)):
         total = sum(counts.values()) or 1
         fig.add_trace(go.Bar(
-            x=classes, y=[counts.get(c, 0) / total for c in classes], name=name,
+            x=shown, y=[counts.get(c, 0) / total for c in classes], name=name,
             customdata=[counts.get(c, 0) for c in classes],
             hovertemplate="%{x}: %{customdata} (%{y:.0%})<extra></extra>",
         ))
@@ -107,7 +116,7 @@ def confusion_figure(conf: dict | None, title: str = "Confusion matrix") -> go.F
     """Rows = true class, columns = predicted class, of the latest evaluation."""
     if not conf:
         return _empty(title, "No evaluation yet")
-    labels, matrix = conf["labels"], conf["matrix"]
+    labels, matrix = [_plain(c) for c in conf["labels"]], conf["matrix"]
     fig = go.Figure(go.Heatmap(
         z=matrix, x=labels, y=labels, colorscale="Blues", text=matrix, texttemplate="%{text}",
         hovertemplate="true %{y}<br>predicted %{x}<br>%{z}<extra></extra>", showscale=False,

@@ -288,7 +288,7 @@ def unpack(zip_path: Path, dest: Path) -> Path:
     with zipfile.ZipFile(zip_path) as zf:
         for member in zf.namelist():
             target = (dest / member).resolve()
-            if not str(target).startswith(str(dest.resolve())):
+            if not target.is_relative_to(dest.resolve()):  # a prefix check lets dest-evil/ by
                 raise ServiceError(f"Unsafe path in zip: {member}")
         zf.extractall(dest)
     folders = [p for p in dest.iterdir() if p.is_dir()]
