@@ -141,7 +141,8 @@ class LiSTConfig:
         if self.lr_candidates is not None:
             _check(isinstance(self.lr_candidates, list | tuple) and len(self.lr_candidates) >= 1
                    and all(_finite(x) and 0 < x <= MAX_LR for x in self.lr_candidates),
-                   f"lr_candidates must be positive numbers or None, got {self.lr_candidates!r}")
+                   f"lr_candidates must be finite numbers in (0, {MAX_LR}] or None, got "
+                   f"{self.lr_candidates!r}")
             self.lr_candidates = tuple(sorted(float(x) for x in self.lr_candidates))
         _check(self.mode in MODES, f"mode must be one of {MODES}, got {self.mode!r}")
         for name in ("labeled_batch_size", "unlabeled_batch_size",
@@ -159,8 +160,7 @@ class LiSTConfig:
         for name in ("teacher_lr", "student_lr", "adam_eps", "meta_fd_eps", "kd_temperature"):
             value = getattr(self, name)
             _check(_finite(value) and value > 0, f"{name} must be a finite number > 0, got {value!r}")
-        _check(_finite(self.teacher_lr) and self.teacher_lr <= MAX_LR
-               and self.student_lr <= MAX_LR,
+        _check(self.teacher_lr <= MAX_LR and self.student_lr <= MAX_LR,
                f"learning rates above {MAX_LR} only diverge; got teacher_lr={self.teacher_lr!r}, "
                f"student_lr={self.student_lr!r}")
         _check(_finite(self.weight_decay) and self.weight_decay >= 0,

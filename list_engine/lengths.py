@@ -37,19 +37,30 @@ def model_max_length(model_path: str | None, tokenizer=None, config=None) -> int
     return int(min(limits))
 
 
-def choose_max_length(texts: list[str], tokenizer, cap: int, extra_tokens: int = 0,
-                      seed: int = 0) -> int:
-    """The PERCENTILE-th percentile of token counts (plus `extra_tokens` for a template),
-    rounded up to a multiple of 8, within [MIN_LENGTH, cap]."""
+def token_counts(texts: list[str], tokenizer, cap: int, seed: int = 0) -> list[int]:
+    """Token counts (special tokens included) of up to SAMPLE non-empty texts."""
     texts = [t for t in texts if t]
-    if not texts:
-        return min(cap, 128)
     if len(texts) > SAMPLE:
         idx = np.random.default_rng(seed).choice(len(texts), size=SAMPLE, replace=False)
         texts = [texts[i] for i in idx]
+    if not texts:
+        return []
     # Characters beyond what `cap` tokens can hold never matter: cut them before tokenising.
-    counts = [len(ids) for ids in tokenizer([t[: cap * 12] for t in texts],
-                                            add_special_tokens=True)["input_ids"]]
+    return [len(ids) for ids in tokenizer([t[: cap * 12] for t in texts],
+                                          add_special_tokens=True)["input_ids"]]
+
+
+def length_for(counts: list[int], cap: int, extra_tokens: int = 0) -> int:
+    """The PERCENTILE-th percentile of `counts` (plus `extra_tokens` for a template), rounded
+    up to a multiple of 8, within [MIN_LENGTH, cap]; no counts: min(cap, 128)."""
+    if not counts:
+        return min(cap, 128)
     length = float(np.percentile(counts, PERCENTILE)) + extra_tokens
     length = int(np.ceil(length / 8) * 8)
     return int(max(MIN_LENGTH, min(cap, length)))
+
+
+def choose_max_length(texts: list[str], tokenizer, cap: int, extra_tokens: int = 0,
+                      seed: int = 0) -> int:
+    """max_length for these texts: `length_for(token_counts(...))`."""
+    return length_for(token_counts(texts, tokenizer, cap, seed), cap, extra_tokens)

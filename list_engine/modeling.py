@@ -164,7 +164,7 @@ def load_masked_lm(path: str):
                             output_loading_info=True)
 
 
-_WARNED_UNTRAINED_HEAD: set[str] = set()  # say it once per model, not at every load
+_LOGGED_HEAD_CHOICE: set[tuple[str, str]] = set()  # say it once per model, not at every load
 _HASH_CACHE: dict[tuple[str, float, int], str] = {}
 
 
@@ -271,7 +271,7 @@ class PromptClassifier:
                  verbalizer: Verbalizer, mode: str, model_name: str, model_path: str,
                  model_type: str, adapter: AdapterConfig, max_length: int, device: torch.device,
                  mlm_head_pretrained: bool, trainable_names: list[str], bf16: bool = False,
-                 head: str = "mlm"):
+                 head: str = "mlm", model_max_length: int | None = None):
         self.module = module
         self.tokenizer = tokenizer
         self.template = template
@@ -284,11 +284,11 @@ class PromptClassifier:
         self.max_length = max_length
         self.device = device
         self.mlm_head_pretrained = mlm_head_pretrained
-        self.head = head if mode != "classic" else "classic"
+        self.head = head  # mlm | similarity | classic
         self.trainable_names = trainable_names
         self.bf16 = bf16
         self.merged = False
-        self.model_max_length = max_length  # the model's own limit (set by create)
+        self.model_max_length = model_max_length or max_length  # the model's own limit
         self.metrics: dict[str, Any] = {}
         self._init_state = self.trainable_state()  # what a fresh student starts from
 
@@ -331,8 +331,8 @@ class PromptClassifier:
         if mode == "classic":
             head = "classic"
         if head != "classic":
-            first = (path, head) not in _WARNED_UNTRAINED_HEAD
-            _WARNED_UNTRAINED_HEAD.add((path, head))
+            first = (path, head) not in _LOGGED_HEAD_CHOICE
+            _LOGGED_HEAD_CHOICE.add((path, head))
             why = ("the checkpoint has a pretrained MLM head" if pretrained else
                    f"the checkpoint has no pretrained MLM head ({len(head_missing)} head "
                    f"tensors missing, e.g. {head_missing[0]})")
@@ -390,8 +390,7 @@ class PromptClassifier:
                    mode=mode, model_name=str(model), model_path=path, model_type=model_type,
                    adapter=adapter, max_length=max_length, device=dev,
                    mlm_head_pretrained=pretrained, trainable_names=trainable, bf16=bf16,
-                   head=head)
-        clf.model_max_length = model_limit
+                   head=head, model_max_length=model_limit)
         return clf
 
     def to(self, device: str | torch.device) -> PromptClassifier:
@@ -620,19 +619,25 @@ class PromptClassifier:
         prompt = {"template": self.template.pattern, "verbalizer": self.verbalizer.mapping,
                   "labels": self.labels, "max_length": self.max_length, "head": self.head}
         if self.head == "similarity":
-            from safetensors.torch import save_file
-
-            self.module.mlm.base_model.save_pretrained(directory)
-            self.tokenizer.save_pretrained(directory)
-            head = {n: p.detach().cpu().contiguous()
-                    for n, p in self.module.classifier.state_dict().items()}
-            save_file(head, str(directory / "list_head.safetensors"), metadata={"format": "pt"})
+            self._save_merged_similarity(directory)
             prompt["pooling"] = "mean"
-            prompt["logits"] = "exp(log_scale) * cos(meanpool(last_hidden_state), " \
-                               "label_embeddings) + bias"
-            (directory / "list_prompt.json").write_text(json.dumps(prompt, indent=2,
-                                                                   sort_keys=True))
-            return directory
+            prompt["logits"] = ("exp(log_scale) * cos(meanpool(last_hidden_state), "
+                                "label_embeddings) + bias")
+        else:
+            self._save_merged_mlm(directory)
+        self.tokenizer.save_pretrained(directory)
+        (directory / "list_prompt.json").write_text(json.dumps(prompt, indent=2, sort_keys=True))
+        return directory
+
+    def _save_merged_similarity(self, directory: Path) -> None:
+        from safetensors.torch import save_file
+
+        self.module.mlm.base_model.save_pretrained(directory)
+        head = {n: p.detach().cpu().contiguous()
+                for n, p in self.module.classifier.state_dict().items()}
+        save_file(head, str(directory / "list_head.safetensors"), metadata={"format": "pt"})
+
+    def _save_merged_mlm(self, directory: Path) -> None:
         spec = arch_spec(self.model_type)
         fresh, _ = load_masked_lm(self.model_path)
         ours = {n[len("mlm."):]: p for n, p in self.module.named_parameters()}
@@ -649,9 +654,6 @@ class PromptClassifier:
             if decoder.bias is not None:
                 decoder.bias[ids] = lwd.bias.detach().cpu()
         fresh.save_pretrained(directory)
-        self.tokenizer.save_pretrained(directory)
-        (directory / "list_prompt.json").write_text(json.dumps(prompt, indent=2, sort_keys=True))
-        return directory
 
 
 def _saved_head(config: dict) -> str:
@@ -765,8 +767,7 @@ def mean_pooled_embeddings(texts: list[str] | list[Example], model: str = "defau
                             truncation=True, max_length=max_length, return_tensors="pt")
             enc = {k: v.to(dev) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
             h = encoder(**enc)[0]  # (B, T, H)
-            m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
-            pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+            pooled = mean_pool(h, enc["attention_mask"])
             pooled = F.normalize(pooled.float(), dim=-1).cpu().numpy()
             if out is None:
                 out = np.zeros((len(items), pooled.shape[1]), dtype=np.float32)

@@ -323,12 +323,12 @@ def length_choice(session: Session, project_id: int, tokenizer, model_limit: int
                   configured: int | None, sample: int = 500) -> LengthChoice:
     """The max_length a run will use: the preset's, or (None) the 95th percentile of the
     project's documents capped by the model, as the engine computes it."""
-    from list_engine.lengths import choose_max_length
+    from list_engine.lengths import length_for, token_counts
 
     texts = list(session.scalars(select(Document.text).where(Document.project_id == project_id)
                                  .order_by(func.random()).limit(sample)))
-    length = configured or choose_max_length(texts, tokenizer, model_limit)
-    counts = [len(ids) for ids in tokenizer([t[: model_limit * 12] for t in texts])["input_ids"]]
+    counts = token_counts(texts, tokenizer, model_limit)  # tokenised once, used twice
+    length = configured or length_for(counts, model_limit)
     share = sum(c > length for c in counts) / len(counts) if counts else 0.0
     return LengthChoice(int(length), int(model_limit), share, configured is None)
 

@@ -16,6 +16,22 @@ NEG = ["a terrible boring movie", "bad and awful", "i hate this film", "awful st
        "sad boring bad music", "a bad film"]
 
 
+@pytest.fixture(scope="session")
+def headless_bert(tiny_bert_dir, tmp_path_factory):
+    """The tiny BERT without its MLM head weights (like a sentence-transformers checkpoint)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    out = tmp_path_factory.mktemp("headless")
+    for f in tiny_bert_dir.iterdir():
+        shutil.copy(f, out / f.name)
+    state = load_file(str(tiny_bert_dir / "model.safetensors"))
+    save_file({k: v for k, v in state.items() if not k.startswith("cls.")},
+              str(out / "model.safetensors"), metadata={"format": "pt"})
+    return out
+
+
 @pytest.fixture(autouse=True)
 def _few_threads():
     torch.set_num_threads(1)  # the test machine has 2 cores shared by several runs

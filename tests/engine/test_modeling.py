@@ -6,26 +6,11 @@ import logging
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
 
 from list_engine import Example, PromptClassifier, mean_pooled_embeddings, resolve_model_path
 from list_engine.modeling import ModelLoadError
 
 from .conftest import TEMPLATE, WORDS
-
-
-@pytest.fixture(scope="module")
-def headless_bert(tiny_bert_dir, tmp_path_factory):
-    """The tiny BERT without its MLM head weights (like the packaged sentence-transformer)."""
-    import shutil
-
-    out = tmp_path_factory.mktemp("headless")
-    for f in tiny_bert_dir.iterdir():
-        shutil.copy(f, out / f.name)
-    state = load_file(str(tiny_bert_dir / "model.safetensors"))
-    save_file({k: v for k, v in state.items() if not k.startswith("cls.")},
-              str(out / "model.safetensors"), metadata={"format": "pt"})
-    return out
 
 
 def test_resolve_default():

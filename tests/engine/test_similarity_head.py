@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from list_engine import AdapterConfig, LiSTConfig, LiSTTrainer, PromptClassifier
 from list_engine.prompts import Verbalizer, label_descriptions
@@ -17,18 +16,6 @@ from list_engine.prompts import Verbalizer, label_descriptions
 from .conftest import TEMPLATE, WORDS
 
 TEXTS = ["a great movie", "boring and bad", "x " * 100, "fine"]
-
-
-@pytest.fixture(scope="module")
-def headless_bert(tiny_bert_dir, tmp_path_factory):
-    """The tiny BERT without its MLM head weights (like a sentence-transformers checkpoint)."""
-    out = tmp_path_factory.mktemp("headless-sim")
-    for f in tiny_bert_dir.iterdir():
-        shutil.copy(f, out / f.name)
-    state = load_file(str(tiny_bert_dir / "model.safetensors"))
-    save_file({k: v for k, v in state.items() if not k.startswith("cls.")},
-              str(out / "model.safetensors"), metadata={"format": "pt"})
-    return out
 
 
 def _similarity_rule(model_dir, texts, descriptions, max_length=128):
