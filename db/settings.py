@@ -13,13 +13,14 @@ from functools import lru_cache
 from pathlib import Path
 
 from dotenv import load_dotenv
+from sqlalchemy.engine import make_url
 
 # name -> (default, help). The README's configuration table mirrors this.
 DOCUMENTED = {
     "LIST_DATA_DIR": ("./data", "Directory for the SQLite file, checkpoints, models and exports."),
     "LIST_DATABASE_URL": (
         "sqlite:///<LIST_DATA_DIR>/list.db",
-        "Any SQLAlchemy URL (e.g. postgresql+psycopg://user:pw@host/db).",
+        "Any SQLAlchemy URL; PostgreSQL: postgresql://user:pw@host:5432/db (driver psycopg 3).",
     ),
     "LIST_MODEL": (
         "default",
@@ -64,11 +65,28 @@ def _number(name: str, kind: type):
     return value
 
 
+def normalize_url(url: str) -> str:
+    """`postgres://` and `postgresql://` mean psycopg 3, the PostgreSQL driver we ship
+    (SQLAlchemy's own default for them is psycopg2, which is not installed)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password masked: the only form of it that goes into logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not even a URL: say nothing of its contents
+        return "<unparsable database URL>"
+
+
 def load_settings() -> Settings:
     """Read settings from the environment (and `.env`), without caching."""
     load_dotenv(os.environ.get("LIST_ENV_FILE", ".env"), override=False)
     data_dir = Path(_get("LIST_DATA_DIR")).expanduser().resolve()
-    url = os.environ.get("LIST_DATABASE_URL") or f"sqlite:///{data_dir / 'list.db'}"
+    url = normalize_url(os.environ.get("LIST_DATABASE_URL") or f"sqlite:///{data_dir / 'list.db'}")
     return Settings(
         data_dir=data_dir,
         database_url=url,

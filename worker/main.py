@@ -22,7 +22,7 @@ import traceback
 from db import jobs
 from db.migrate import upgrade_to_head
 from db.session import session_factory
-from db.settings import get_settings
+from db.settings import get_settings, safe_url
 from worker.context import RunContext
 from worker.data import RunConfigError
 
@@ -80,7 +80,7 @@ class WorkerProcess:
         with self.sessions() as s:
             self.worker_id = jobs.register_worker(s, device=self.device).id
         log.info("worker %s started (device %s, database %s)", self.worker_id, self.device,
-                 self.settings.database_url)
+                 safe_url(self.settings.database_url))
         beat = Heartbeat(self.sessions, self.worker_id, self.settings.heartbeat_seconds)
         beat.start()
         done = 0
