@@ -4,31 +4,30 @@ target, and which document to label next (random, diverse, keyword)."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.services import ServiceError
+from db.embeddings import load_embeddings as load_embeddings  # the cache lives in db,
+from db.embeddings import missing_embeddings as missing_embeddings  # the worker fills it
 from db.models import (
     FINISHED_STATUSES,
     HUMAN,
     Document,
-    DocumentEmbedding,
     Label,
     LabelClass,
     LabelEvent,
     Run,
 )
-from db.session import write_transaction
 
 DEFAULT_TARGET_TOTAL = 30
 STRATEGIES = ("random", "diverse", "keyword")
 HOTKEY_LABELS = 9  # keys 1-9
-EMBED_MAX_LENGTH = 128
 
 # ---------------------------------------------------------------- label set
 
@@ -323,69 +322,6 @@ def next_keyword(session, project_id, keyword, exclude=()) -> int | None:
 
 # -- diverse: k-means over cached mean-pooled embeddings
 
-Embedder = Callable[[list[str]], np.ndarray]
-
-
-def missing_embeddings(session: Session, project_id: int, model: str) -> int:
-    have = select(DocumentEmbedding.document_id).where(
-        DocumentEmbedding.project_id == project_id, DocumentEmbedding.model == model
-    )
-    return session.scalar(
-        select(func.count()).select_from(Document)
-        .where(Document.project_id == project_id, Document.id.not_in(have))
-    ) or 0
-
-
-def compute_embeddings(
-    session: Session, project_id: int, model: str, embed: Embedder | None = None,
-    batch_size: int = 256, progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None, device: str | None = None,
-) -> int:
-    """Embed the project's documents that have no cached vector for `model`; returns how
-    many were computed. Each batch is its own short write transaction, so an interrupted
-    run keeps its work and labelling in the app is never locked out for long.
-    `progress(done, total)` is called after each batch; `should_stop()` before each."""
-    if embed is None:
-        from list_engine import mean_pooled_embeddings
-
-        settings_device = device or _device()
-
-        def embed(texts):
-            # 128 tokens are plenty to cluster by topic, and twice as fast as 256 on a CPU.
-            return mean_pooled_embeddings(texts, model=model, device=settings_device,
-                                          max_length=EMBED_MAX_LENGTH)
-
-    have = select(DocumentEmbedding.document_id).where(
-        DocumentEmbedding.project_id == project_id, DocumentEmbedding.model == model
-    )
-    todo = session.execute(
-        select(Document.id, Document.text, Document.text_b)
-        .where(Document.project_id == project_id, Document.id.not_in(have))
-        .order_by(Document.id)
-    ).all()
-    session.rollback()  # end the read snapshot before the long embedding work
-    done = 0
-    for start in range(0, len(todo), batch_size):
-        if should_stop and should_stop():
-            break
-        part = todo[start : start + batch_size]
-        texts = [t if not b else f"{t} {b}" for _, t, b in part]
-        vectors = np.asarray(embed(texts), dtype=np.float32)
-        with write_transaction(session):
-            # Documents deleted meanwhile (a re-import) are skipped, not an error.
-            alive = set(session.scalars(
-                select(Document.id).where(Document.id.in_([d for d, _, _ in part]))))
-            rows = [{"project_id": project_id, "document_id": doc_id, "model": model,
-                     "vector": vec.tobytes()}
-                    for (doc_id, _, _), vec in zip(part, vectors, strict=True) if doc_id in alive]
-            if rows:
-                session.execute(insert(DocumentEmbedding), rows)
-        done += len(part)
-        if progress:
-            progress(done, len(todo))
-    return done
-
-
 def _embed_runs(project_id: int, model: str):
     return (select(Run)
             .where(Run.project_id == project_id, Run.kind == "embed",
@@ -417,26 +353,6 @@ def start_embedding(session: Session, project_id: int, model: str) -> Run:
         return jobs.enqueue(session, project_id=project_id, kind="embed", config={"model": model})
     except jobs.JobError as exc:
         raise ServiceError(str(exc)) from exc
-
-
-def _device() -> str:
-    from db.settings import get_settings
-
-    return get_settings().device
-
-
-def load_embeddings(session: Session, project_id: int, model: str) -> tuple[np.ndarray, np.ndarray]:
-    """(document ids (N,), vectors (N, H)) of the cached embeddings."""
-    rows = session.execute(
-        select(DocumentEmbedding.document_id, DocumentEmbedding.vector)
-        .where(DocumentEmbedding.project_id == project_id, DocumentEmbedding.model == model)
-        .order_by(DocumentEmbedding.document_id)
-    ).all()
-    if not rows:
-        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    vectors = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
-    return ids, vectors
 
 
 @dataclass(frozen=True)

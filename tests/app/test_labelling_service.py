@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from app.services import ServiceError
 from app.services import labelling as L
 from app.services.corpus import import_documents
+from db.embeddings import compute_embeddings
 from db.models import Document, DocumentEmbedding, Label, LabelEvent
 
 
@@ -117,8 +118,8 @@ def test_diverse_selection_returns_distinct_clusters(db, project):
                          for t in batch], dtype=np.float32)
 
     assert L.missing_embeddings(db, project.id, "m") == 30
-    assert L.compute_embeddings(db, project.id, "m", embed=fake_embed, batch_size=7) == 30
-    assert L.compute_embeddings(db, project.id, "m", embed=fake_embed) == 0  # cached
+    assert compute_embeddings(db, project.id, "m", embed=fake_embed, batch_size=7) == 30
+    assert compute_embeddings(db, project.id, "m", embed=fake_embed) == 0  # cached
     assert db.scalar(select(func.count()).select_from(DocumentEmbedding)) == 30
     ids, vectors = L.load_embeddings(db, project.id, "m")
     assert vectors.shape == (30, 3)
@@ -132,22 +133,6 @@ def test_diverse_selection_returns_distinct_clusters(db, project):
     L.set_label(db, project.id, picked[0], cls.id)  # labelled docs count as covered too
     nxt = L.next_diverse(db, project.id, clusters)
     assert topic_of[nxt] != topic_of[picked[0]]
-
-
-def test_embedding_stops_between_batches_and_keeps_its_work(db, project):
-    add = pd.DataFrame({"text": [f"doc {i}" for i in range(10)]})
-    import_documents(db, project.id, add, text_column="text")
-    seen = []
-
-    def fake_embed(batch):
-        return np.ones((len(batch), 4), dtype=np.float32)
-
-    done = L.compute_embeddings(db, project.id, "m", embed=fake_embed, batch_size=4,
-                                progress=lambda d, t: seen.append((d, t)),
-                                should_stop=lambda: len(seen) >= 2)
-    assert done == 8 and seen == [(4, 10), (8, 10)]
-    assert L.missing_embeddings(db, project.id, "m") == 2  # the two batches done are kept
-    assert L.compute_embeddings(db, project.id, "m", embed=fake_embed) == 2
 
 
 def test_start_embedding_queues_one_run_per_project_and_model(db, project):
@@ -164,11 +149,3 @@ def test_start_embedding_queues_one_run_per_project_and_model(db, project):
     assert L.embedding_run(db, project.id, "m") is None
     assert L.last_embedding_run(db, project.id, "m").status == "cancelled"
     assert L.start_embedding(db, project.id, "m").id not in (first.id, other.id)
-
-
-def test_embeddings_with_the_tiny_model(db, project, tiny_bert_dir):
-    import_documents(db, project.id, pd.DataFrame({"text": ["one doc", "another doc"]}),
-                     text_column="text")
-    assert L.compute_embeddings(db, project.id, str(tiny_bert_dir)) == 2
-    _, vectors = L.load_embeddings(db, project.id, str(tiny_bert_dir))
-    assert vectors.shape[0] == 2 and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
