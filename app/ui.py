@@ -21,6 +21,10 @@ from db.settings import get_settings
 
 PROJECT_KEY = "project_id"  # the current project (plain session state, not a widget)
 PICKER_KEY = "project_picker"
+# The URL carries the current project (and the run a page shows), so that a reload, a
+# bookmark or a shared link opens the same view; session state wins within a session.
+PROJECT_PARAM = "project"
+RUN_PARAM = "run"
 _PENDING = "_pending_project_id"
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$&])")
 
@@ -42,17 +46,25 @@ def error(message: object) -> None:
 
 @st.cache_resource(show_spinner="Preparing the database…")
 def _sessionmaker(url: str) -> sessionmaker[Session]:
-    from db.migrate import upgrade_to_head
+    from db.health import open_database
     from db.session import session_factory
 
-    upgrade_to_head(url)
+    open_database(url)  # DatabaseUnusable is not cached: the next rerun checks again
     return session_factory(url)
 
 
 @contextmanager
 def session() -> Iterator[Session]:
-    """A short-lived session on the process-wide engine (schema brought to head once)."""
-    s = _sessionmaker(get_settings().database_url)()
+    """A short-lived session on the process-wide engine (schema brought to head once).
+    A database that cannot be used stops the page with a message that says why."""
+    from db.health import DatabaseUnusable
+
+    try:
+        factory = _sessionmaker(get_settings().database_url)
+    except DatabaseUnusable as exc:
+        error(exc)
+        st.stop()
+    s = factory()
     try:
         yield s
     finally:
@@ -60,6 +72,30 @@ def session() -> Iterator[Session]:
 
 
 # ---------------------------------------------------------------- current project
+
+
+def url_id(name: str) -> int | None:
+    """An id from the URL's query string (None when absent or not a number)."""
+    raw = st.query_params.get(name)
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def remember_run(key: str, run_ids: list[int], default: int | None) -> None:
+    """Before a run selectbox keyed `key`: choose its run from session state, else from the
+    URL (a reload or a link), else `default`."""
+    if st.session_state.get(key) not in run_ids:
+        from_url = url_id(RUN_PARAM)
+        st.session_state[key] = from_url if from_url in run_ids else default
+
+
+def show_run_in_url(run_id: int | None) -> None:
+    if run_id is None:
+        st.query_params.pop(RUN_PARAM, None)
+    elif st.query_params.get(RUN_PARAM) != str(run_id):
+        st.query_params[RUN_PARAM] = str(run_id)
 
 
 def switch_project(project_id: int | None) -> None:
@@ -92,9 +128,15 @@ def project_sidebar() -> Project | None:
     current = st.session_state.get(PROJECT_KEY)
     if _PENDING in st.session_state:
         current = st.session_state.pop(_PENDING)
+    elif current is None:  # a new session: a reload, a bookmark or a shared link
+        current = url_id(PROJECT_PARAM)
     if current not in ids:
         current = ids[0] if ids else None
     st.session_state[PROJECT_KEY] = current
+    if current is None:
+        st.query_params.pop(PROJECT_PARAM, None)
+    elif st.query_params.get(PROJECT_PARAM) != str(current):
+        st.query_params[PROJECT_PARAM] = str(current)
 
     sb = st.sidebar
     if ids:

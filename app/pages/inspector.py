@@ -74,8 +74,10 @@ def main() -> None:
             return
         by_id = {r.id: r for r in runs}
         c1, c2 = st.columns([3, 1])
+        ui.remember_run("insp_run", list(by_id), runs[0].id)
         run_id = c1.selectbox("Run", list(by_id), key="insp_run",
                               format_func=lambda i: f"#{i} · {by_id[i].status}")
+        ui.show_run_in_url(run_id)
         rounds = insp.rounds_with_pseudo_labels(s, run_id)
         round_ = c2.selectbox("Round", rounds, index=len(rounds) - 1, key=f"insp_round_{run_id}",
                               help="Pseudo-labels given by the teacher of this round.")

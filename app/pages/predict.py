@@ -118,9 +118,11 @@ def main() -> None:
                     icon=":material/model_training:")
             return
         by_id = {r.id: r for r in runs}
+        ui.remember_run("predict_run", list(by_id), runs[0].id)
         run_id = st.selectbox("Model of run", list(by_id), key="predict_run",
                               format_func=lambda i: f"Run #{i} · "
                               f"{Path(str((by_id[i].config or {}).get('model', ''))).name}")
+        ui.show_run_in_url(run_id)
         try:
             model_path = export_service.model_dir(s, run_id)
         except ServiceError as exc:

@@ -12,6 +12,7 @@ from app.services.training import format_duration
 from db.models import FINISHED_STATUSES
 
 REFRESH_SECONDS = 2.0
+WATCH_SECONDS = 4.0
 PROGRESS_RUN_KEY = "progress_run_id"
 
 
@@ -96,6 +97,16 @@ def live_view(run_id: int) -> None:
         st.rerun()
 
 
+@st.fragment(run_every=WATCH_SECONDS)
+def watch_runs(project_id: int, signature: tuple) -> None:
+    """While the page shows finished runs only, notice a run started, resumed or retried
+    elsewhere (another tab, the Runs page) and redraw the page for it."""
+    with ui.session() as s:
+        now = run_service.runs_signature(run_service.list_runs(s, project_id, kind="train"))
+    if now != signature:
+        st.rerun()
+
+
 def compare_view(project_id: int, rows_by_id: dict) -> None:
     st.subheader("Compare two runs")
     trained = [i for i, r in rows_by_id.items() if r.kind == "train"]
@@ -138,13 +149,14 @@ def main() -> None:
         return
     rows_by_id = {r.id: r for r in rows}
     ids = list(rows_by_id)
-    if st.session_state.get(PROGRESS_RUN_KEY) not in rows_by_id:
-        active = [r.id for r in rows if not r.finished]
-        st.session_state[PROGRESS_RUN_KEY] = active[0] if active else ids[0]
+    active = [r.id for r in rows if not r.finished]
+    ui.remember_run(PROGRESS_RUN_KEY, ids, active[0] if active else ids[0])
     run_id = st.selectbox("Run", ids, format_func=lambda i: _run_label(rows_by_id, i),
                           key=PROGRESS_RUN_KEY)
+    ui.show_run_in_url(run_id)
     if rows_by_id[run_id].finished:
         render_run(run_id)
+        watch_runs(project.id, run_service.runs_signature(rows))
     else:
         live_view(run_id)
     st.divider()

@@ -28,6 +28,7 @@ from db.models import (
     Run,
     utcnow,
 )
+from db.writes import retry_busy
 
 STATUS_ICONS = {
     QUEUED: "⏳", RUNNING: "▶️", CANCELLING: "⏹️", CANCELLED: "⏹️", FAILED: "❌", SUCCEEDED: "✅",
@@ -111,6 +112,12 @@ def list_runs(session: Session, project_id: int, kind: str | None = None) -> lis
     return [to_row(session, r, now) for r in queries.list_runs(session, project_id, kind=kind)]
 
 
+def runs_signature(rows: list[RunRow]) -> tuple:
+    """What changes when a run is queued, resumed, retried or finishes: (id, status,
+    attempts) of each run. A page compares two of these to know it must redraw."""
+    return tuple((r.id, r.status, r.attempts) for r in rows)
+
+
 def get_run(session: Session, run_id: int, project_id: int | None = None) -> Run:
     run = queries.get_run(session, run_id)  # fresh from the database
     if run is None or (project_id is not None and run.project_id != project_id):
@@ -128,7 +135,7 @@ def cancel_run(session: Session, run_id: int) -> Run:
     if run.status in FINISHED_STATUSES:
         raise ServiceError(f"Run #{run_id} has already finished ({run.status}).")
     try:
-        jobs.request_cancel(session, run_id)
+        retry_busy(lambda: jobs.request_cancel(session, run_id), "cancel")
     except jobs.JobError as exc:
         raise ServiceError(str(exc)) from exc
     return get_run(session, run_id)
@@ -142,7 +149,7 @@ def retry_run(session: Session, run_id: int) -> Run:
     if run.status not in (FAILED, CANCELLED):
         raise ServiceError(f"Only failed or cancelled runs can be retried (#{run_id} is {run.status}).")
     try:
-        jobs.retry(session, run_id)
+        retry_busy(lambda: jobs.retry(session, run_id), "retry")
     except jobs.JobError as exc:
         raise ServiceError(str(exc)) from exc
     return get_run(session, run_id)
@@ -160,7 +167,7 @@ def resume_run(session: Session, run_id: int) -> Run:
             f"Run #{run_id} has no finished round to resume from: retry it instead."
         )
     try:
-        jobs.resume(session, run_id)
+        retry_busy(lambda: jobs.resume(session, run_id), "resume")
     except jobs.JobError as exc:
         raise ServiceError(str(exc)) from exc
     return get_run(session, run_id)
