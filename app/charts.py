@@ -72,11 +72,13 @@ def weights_figure(weights: dict[int, list[float]], title: str = "Meta weights o
     return fig
 
 
-def pseudo_accuracy_figure(rows: list[dict], title: str = "Pseudo-label accuracy vs gold") -> go.Figure:
-    """Share of pseudo-labels that agree with the imported gold label, per round."""
+def pseudo_accuracy_figure(rows: list[dict], title: str = "Pseudo-label accuracy vs gold",
+                           empty_note: str = "No pseudo-labels yet") -> go.Figure:
+    """Share of pseudo-labels that agree with the imported gold label, per round;
+    `empty_note` says why there is nothing to show (the page knows which case it is)."""
     rows = [r for r in rows if r.get("accuracy") is not None]
     if not rows:
-        return _empty(title, "None yet (needs gold labels on unlabelled documents)")
+        return _empty(title, empty_note)
     fig = go.Figure(go.Bar(
         x=[round_name(r["round"]) for r in rows], y=[r["accuracy"] for r in rows],
         text=[f"{100 * r['accuracy']:.1f}%" for r in rows], textposition="auto",

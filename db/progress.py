@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.jobs import ACTIVE_STATUSES
@@ -106,6 +106,25 @@ def record_pseudo_labels(
     if rows:
         with write_transaction(session):
             _upsert(session, PseudoLabel, rows, ["run_id", "round", "document_id"])
+    return len(rows)
+
+
+def record_meta_weights(session: Session, run_id: int, round: int,
+                        weights: dict[int, float | None]) -> int:
+    """Set the running mean meta weight of pseudo-labels already recorded for the round
+    (document id -> weight), while the student trains. Returns the number of rows given."""
+    if not weights:
+        return 0
+    table = PseudoLabel.__table__
+    stmt = (
+        update(table)
+        .where(table.c.run_id == run_id, table.c.round == round,
+               table.c.document_id == bindparam("doc"))
+        .values(meta_weight=bindparam("weight"))
+    )
+    rows = [{"doc": int(d), "weight": _num(w)} for d, w in weights.items()]
+    with write_transaction(session):
+        session.execute(stmt, rows)
     return len(rows)
 
 

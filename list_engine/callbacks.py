@@ -54,7 +54,16 @@ class Callback:
 
     def on_step(self, event: StepEvent) -> None: ...
 
-    def on_pseudo_labels(self, event: PseudoLabelEvent) -> None: ...
+    def on_pseudo_labels_made(self, event: PseudoLabelEvent) -> None:
+        """The teacher's pseudo-labels of a round, as soon as it made them (before the
+        student trains on them: `weights` are all nan)."""
+
+    def on_meta_weights(self, round: int, ids: list, weights: np.ndarray) -> None:
+        """During the meta phase: the running mean meta weight of the pseudo-labels of the
+        latest meta batch (`ids` as in PseudoLabelEvent)."""
+
+    def on_pseudo_labels(self, event: PseudoLabelEvent) -> None:
+        """At the end of a round: its pseudo-labels with their final mean meta weights."""
 
     def on_evaluate(self, round: int, metrics: dict) -> None: ...
 

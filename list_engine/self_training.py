@@ -241,6 +241,12 @@ class LiSTTrainer:
         if all(g is not None for g in gold) and n:
             pred = [self.classifier.labels[j] for j in probs.argmax(1)]
             gold_acc = float(np.mean([p == g for p, g in zip(pred, gold, strict=True)]))
+        ids = [self.unlabeled[i].id if self.unlabeled[i].id is not None else int(i)
+               for i in sample]
+        labels = [self.classifier.labels[j] for j in probs.argmax(1)]
+        self.callbacks.trigger("on_pseudo_labels_made", PseudoLabelEvent(
+            round=r, ids=ids, probs=probs, labels=labels, weights=np.full(n, np.nan),
+            gold_accuracy=gold_acc, kept=kept))
         # (a) fresh student on the same backbone
         self.classifier.reset_trainable(gen)
         stepper = self._stepper(self.student_lr, cfg.unlabeled_steps + cfg.labeled_steps)
@@ -255,17 +261,14 @@ class LiSTTrainer:
             self._advance_skipped(r, stepper)
         else:
             self._unlabeled_phase(r, sample, kept_idx, probs, stepper, rng, weight_sum,
-                                  weight_cnt, stats)
+                                  weight_cnt, stats, ids)
         lab = BatchStream(len(self._lab_enc), cfg.labeled_batch_size, rng)
         self._labeled_phase(r, "labeled", cfg.labeled_steps, lab, stepper)
         with np.errstate(invalid="ignore", divide="ignore"):
             weights = np.where(weight_cnt > 0, weight_sum / np.maximum(weight_cnt, 1), np.nan)
-        ids = [self.unlabeled[i].id if self.unlabeled[i].id is not None else int(i)
-               for i in sample]
         self.callbacks.trigger("on_pseudo_labels", PseudoLabelEvent(
-            round=r, ids=ids, probs=probs, labels=[self.classifier.labels[j]
-                                                   for j in probs.argmax(1)],
-            weights=weights, gold_accuracy=gold_acc, kept=kept))
+            round=r, ids=ids, probs=probs, labels=labels, weights=weights,
+            gold_accuracy=gold_acc, kept=kept))
         self.meta_stats.append(stats)
         out = {"pseudo_label_accuracy": gold_acc, "n_pseudo_labeled": int(n),
                "n_pseudo_kept": int(kept.sum()), "meta_zero_batches": stats["skipped"]
@@ -369,7 +372,7 @@ class LiSTTrainer:
             self._emit(r, "kd", step, self.config.unlabeled_steps, 0.0, lr, skipped=True)
 
     def _unlabeled_phase(self, r, sample, kept_idx, probs, stepper, rng, weight_sum,
-                         weight_cnt, stats) -> None:
+                         weight_cnt, stats, ids) -> None:
         cfg = self.config
         clf = self.classifier
         module = clf.module
@@ -398,6 +401,8 @@ class LiSTTrainer:
                 pos = kept_idx[idx]
                 np.add.at(weight_sum, pos, w)
                 np.add.at(weight_cnt, pos, 1)
+                self.callbacks.trigger("on_meta_weights", r, [ids[i] for i in pos],
+                                       weight_sum[pos] / weight_cnt[pos])
             module.train()
             if status == "skipped":  # every weight clamped to 0: no update from this batch
                 lr = stepper.step(None)

@@ -1,6 +1,8 @@
 """Engine callbacks -> database. Progress and sampled losses are buffered and written at most
 about once a second, each write one short transaction; per-round results (pseudo-labels,
-metrics, checkpoints) are written when they happen (a few times per round)."""
+metrics, checkpoints) are written when they happen (a few times per round): the teacher's
+pseudo-labels as soon as it made them, so the inspector fills while the student trains; the
+student's running meta weights at most every WEIGHT_FLUSH_SECONDS."""
 
 from __future__ import annotations
 
@@ -11,7 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from db.progress import add_artifact, record_metrics, record_pseudo_labels, update_progress
+from db.progress import (
+    add_artifact,
+    record_meta_weights,
+    record_metrics,
+    record_pseudo_labels,
+    update_progress,
+)
 from list_engine import Callback
 from worker.context import RunContext
 from worker.files import describe
@@ -19,6 +27,7 @@ from worker.files import describe
 log = logging.getLogger(__name__)
 
 MAX_LOSS_ROWS = 2000  # sampled losses kept per run
+WEIGHT_FLUSH_SECONDS = 5.0  # running meta weights: a live view, not a log
 
 
 class DBReporter(Callback):
@@ -30,6 +39,9 @@ class DBReporter(Callback):
         self._every = 1
         self._last_flush = 0.0
         self._gold_accuracy: dict[int, float | None] = {}
+        self._weights: dict[int, float] = {}  # document id -> running mean meta weight
+        self._weights_round: int | None = None
+        self._last_weight_flush = 0.0
         self.started = False  # on_train_start seen
 
     # -- buffering ---------------------------------------------------------------------------
@@ -77,7 +89,33 @@ class DBReporter(Callback):
                 self._steps.pop()
         self._maybe_flush()
 
+    def on_pseudo_labels_made(self, event) -> None:
+        self._gold_accuracy[event.round] = event.gold_accuracy
+        with self.ctx.session() as s:
+            n = record_pseudo_labels(s, self.ctx.run_id, event.round, list(event.ids),
+                                     np.asarray(event.probs).tolist(), list(event.labels))
+        self._weights, self._weights_round = {}, event.round
+        self._last_weight_flush = time.monotonic()
+        log.info("run %d: round %d: the teacher made %d pseudo-labels", self.ctx.run_id,
+                 event.round, n)
+
+    def on_meta_weights(self, round: int, ids: list, weights) -> None:
+        if round != self._weights_round:
+            return  # pseudo-labels of this round not recorded (nothing to update)
+        self._weights.update(zip((int(i) for i in ids), (float(w) for w in weights),
+                                 strict=True))
+        if time.monotonic() - self._last_weight_flush >= WEIGHT_FLUSH_SECONDS:
+            self._flush_weights()
+
+    def _flush_weights(self) -> None:
+        if self._weights and self._weights_round is not None:
+            with self.ctx.session() as s:
+                record_meta_weights(s, self.ctx.run_id, self._weights_round, self._weights)
+        self._weights = {}
+        self._last_weight_flush = time.monotonic()
+
     def on_pseudo_labels(self, event) -> None:
+        self._weights, self._weights_round = {}, None  # the final weights follow
         self._gold_accuracy[event.round] = event.gold_accuracy
         weights = np.asarray(event.weights, dtype=float) if event.weights is not None else None
         with self.ctx.session() as s:

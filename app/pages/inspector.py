@@ -69,8 +69,9 @@ def main() -> None:
         runs = [r for r in run_service.list_runs(s, project.id, kind="train")
                 if insp.rounds_with_pseudo_labels(s, r.id)]
         if not runs:
-            st.info("No pseudo-labels yet: they appear once a training run has finished its "
-                    "teacher (round 0).", icon=":material/psychology:")
+            st.info("No pseudo-labels yet. Once a run's teacher (round 0) has trained, it "
+                    "labels unlabelled documents at the start of round 1; they appear here "
+                    "then, while the student trains.", icon=":material/psychology:")
             return
         by_id = {r.id: r for r in runs}
         c1, c2 = st.columns([3, 1])
@@ -82,6 +83,7 @@ def main() -> None:
         round_ = c2.selectbox("Round", rounds, index=len(rounds) - 1, key=f"insp_round_{run_id}",
                               help="Pseudo-labels given by the teacher of this round.")
         overview = insp.round_overview(s, run_id, round_)
+        live = not by_id[run_id].finished and round_ == by_id[run_id].current_round
         classes = project_classes(s, project.id)
         m1, m2, m3 = st.columns(3)
         m1.metric("Pseudo-labelled documents", overview["total"])
@@ -108,6 +110,9 @@ def main() -> None:
     message = st.session_state.pop("inspector_message", None)
     if message:
         (st.success if message[0] == "ok" else ui.error)(ui.md(message[1]))
+    if live:
+        st.caption("This round is training now: meta weights fill in while its student "
+                   "trains (documents without one show -).")
     st.caption(f"{accepted} accepted pseudo-labels in this project count as training labels "
                "for the next run.")
     if df.empty:

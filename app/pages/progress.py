@@ -71,7 +71,10 @@ def _charts(s, run) -> None:
     left, right = st.columns(2)
     left.plotly_chart(charts.weights_figure(run_service.meta_weights(s, run.id)),
                       key=f"weights_{run.id}")
-    right.plotly_chart(charts.pseudo_accuracy_figure(run_service.pseudo_label_accuracy(s, run.id)),
+    pseudo_acc = run_service.pseudo_label_accuracy(s, run.id)
+    note = "" if any(r["accuracy"] is not None for r in pseudo_acc) else \
+        run_service.pseudo_accuracy_note(s, run)
+    right.plotly_chart(charts.pseudo_accuracy_figure(pseudo_acc, empty_note=note),
                        key=f"pseudo_acc_{run.id}")
     left, right = st.columns(2)
     left.plotly_chart(charts.class_distribution_figure(run_service.class_distribution(s, run)),

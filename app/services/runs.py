@@ -267,6 +267,17 @@ def pseudo_label_accuracy(session: Session, run_id: int) -> list[dict]:
     ]
 
 
+def pseudo_accuracy_note(session: Session, run: Run) -> str:
+    """Why the pseudo-label accuracy chart is empty, in words (shown only when it is)."""
+    lc = (run.config or {}).get("list_config") or {}
+    if lc.get("self_training") is False or lc.get("rounds") == 0:
+        return "This run has no self-training rounds"
+    rows = queries.pseudo_label_weights(session, run.id)
+    if not rows:
+        return "No pseudo-labels yet: the teacher makes them when round 1 starts"
+    return "The pseudo-labelled documents have no imported gold label to compare with"
+
+
 def pseudo_rounds(session: Session, run_id: int) -> list[int]:
     return queries.pseudo_label_rounds(session, run_id)
 

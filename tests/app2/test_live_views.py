@@ -1,0 +1,35 @@
+"""What the live views say while a run is young (issue 16): the pseudo-label accuracy chart
+says why it is empty, and says it right."""
+
+from __future__ import annotations
+
+from app import charts
+from app.services import runs as run_service
+from app.services import training
+from db.models import Document
+from tests.app2.conftest import TINY_CONFIG
+
+
+def test_pseudo_accuracy_chart_says_why_it_is_empty(trained, trained_db):
+    finished = run_service.get_run(trained_db, trained.run_id)
+    rows = run_service.pseudo_label_accuracy(trained_db, finished.id)
+    assert rows and all(r["accuracy"] is not None for r in rows)  # gold on the pool
+
+    cfg = training.build_list_config("custom", TINY_CONFIG)
+    young = training.start_training(trained_db, trained.project_id, trained.prompt_config_id,
+                                     list_config=cfg)
+    note = run_service.pseudo_accuracy_note(trained_db, young)
+    assert note.startswith("No pseudo-labels yet") and "gold" not in note
+    fig = charts.pseudo_accuracy_figure(run_service.pseudo_label_accuracy(trained_db, young.id),
+                                        empty_note=note)
+    assert fig.layout.annotations[0].text == note
+
+    no_rounds = training.start_training(
+        trained_db, trained.project_id, trained.prompt_config_id,
+        list_config=training.build_list_config("custom", {**TINY_CONFIG, "rounds": 0}))
+    assert "no self-training" in run_service.pseudo_accuracy_note(trained_db, no_rounds)
+
+    # pseudo-labels without gold: that is what the note then says
+    trained_db.query(Document).update({Document.gold_label: None})
+    trained_db.commit()
+    assert "no imported gold label" in run_service.pseudo_accuracy_note(trained_db, finished)
