@@ -34,15 +34,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import export
 from .adapters import (
     AdapterConfig,
-    adapter_modules,
     arch_spec,
     inject_adapters,
     is_adapter_param,
     merge_adapters,
     reset_adapters,
 )
+from .environment import environment
 from .lengths import model_max_length
 from .prompts import (
     Example,
@@ -55,9 +56,6 @@ from .prompts import (
 
 logger = logging.getLogger(__name__)
 
-WEIGHTS_NAME = "adapter_model.safetensors"
-CONFIG_NAME = "adapter_config.json"
-FORMAT_VERSION = 1
 HEAD_INIT_SEED = 1234  # fixed: a re-created untrained head is identical in every process
 HEADS = ("auto", "mlm", "similarity")
 SIMILARITY_INIT_SCALE = 20.0  # cosine differences of ~0.05 between classes -> logits of ~1
@@ -290,6 +288,8 @@ class PromptClassifier:
         self.merged = False
         self.model_max_length = model_max_length or max_length  # the model's own limit
         self.metrics: dict[str, Any] = {}
+        self.environment: dict[str, Any] | None = None  # of training; None: this process
+        self.label_word_base: tuple[torch.Tensor, torch.Tensor] | None = None
         self._init_state = self.trainable_state()  # what a fresh student starts from
 
     # -- construction -----------------------------------------------------------------------
@@ -345,6 +345,7 @@ class PromptClassifier:
             p.requires_grad_(False)
         classifier = None
         head_paths: tuple[str, ...] = ()
+        label_word_base = None
         if mode == "classic":
             gen = torch.Generator().manual_seed(HEAD_INIT_SEED)
             classifier = ClassicHead(hidden, len(verbalizer.labels))
@@ -359,6 +360,10 @@ class PromptClassifier:
             decoder = mlm.get_submodule(spec.decoder)
             weight = decoder.weight[ids]  # (C, E)
             bias = decoder.bias[ids] if decoder.bias is not None else torch.zeros(len(ids))
+            # The rows a plain load of the base model gives (the PEFT view stores the
+            # difference); unknown when the decoder is untied and missing (random init).
+            if f"{spec.decoder}.weight" not in missing:
+                label_word_base = (weight.detach().clone(), bias.detach().clone())
             if not pretrained:
                 bias = torch.zeros(len(ids))
             from .adapters import _set_submodule
@@ -391,6 +396,7 @@ class PromptClassifier:
                    adapter=adapter, max_length=max_length, device=dev,
                    mlm_head_pretrained=pretrained, trainable_names=trainable, bf16=bf16,
                    head=head, model_max_length=model_limit)
+        clf.label_word_base = label_word_base
         return clf
 
     def to(self, device: str | torch.device) -> PromptClassifier:
@@ -520,17 +526,20 @@ class PromptClassifier:
 
     # -- save / load ------------------------------------------------------------------------
     def config_dict(self, metrics: dict | None = None) -> dict[str, Any]:
+        """list_prompt.json: what LiST adds to the base model (see list_engine.export)."""
         from . import __version__
 
         hidden = getattr(self.module.mlm.config, arch_spec(self.model_type).hidden_attr)
         adapter = self.adapter_config.to_dict()
         adapter["bottleneck"] = self.adapter_config.resolved_bottleneck(hidden)
+        trainable, total = self.parameter_counts()
         return {
-            "format_version": FORMAT_VERSION,
+            "format_version": export.FORMAT_VERSION,
             "library": "list_engine",
             "library_version": __version__,
-            "base_model": self.model_name,
-            "base_model_path": self.model_path,
+            "weights": export.WEIGHTS_NAME,
+            "base_model": self.model_name,  # as given: a hub name, a path or "default"
+            "base_model_hub_id": export.hub_id(self.model_name),
             "base_model_sha256": weights_sha256(self.model_path),
             "model_type": self.model_type,
             "mode": self.mode,
@@ -539,46 +548,51 @@ class PromptClassifier:
             "template": self.template.pattern if self.template else None,
             "verbalizer": dict(self.verbalizer.mapping),
             "labels": self.labels,
+            "label_token_ids": (self.verbalizer.token_ids(self.tokenizer)
+                                if self.head == "mlm" else None),
             "max_length": self.max_length,
             "mlm_head_pretrained": self.mlm_head_pretrained,
-            "trainable_parameters": self.parameter_counts()[0],
-            "total_parameters": self.parameter_counts()[1],
+            "trainable_parameters": trainable,
+            "total_parameters": total,
             "metrics": metrics if metrics is not None else self.metrics,
+            "environment": self.environment or environment(self.device),
         }
 
     def save_pretrained(self, directory: str | Path, metrics: dict | None = None) -> Path:
+        """Write list_prompt.json + list_weights.safetensors and, in prompt mode, the same
+        model as a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors)."""
         from safetensors.torch import save_file
 
         if self.merged:
             raise RuntimeError("adapters were merged; use save_merged() for a merged model")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        for stale in (export.PEFT_CONFIG_NAME, export.PEFT_WEIGHTS_NAME, export.HEAD_NAME):
+            (directory / stale).unlink(missing_ok=True)  # a format-1 or older save
         state = {n: t.detach().cpu().contiguous() for n, t in self.trainable_state().items()}
-        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        save_file(state, str(directory / export.WEIGHTS_NAME), metadata={"format": "pt"})
         config = self.config_dict(metrics)
-        (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True))
+        config["peft_base_class"] = export.save_peft(self, directory)
+        (directory / export.PROMPT_NAME).write_text(json.dumps(config, indent=2, sort_keys=True))
         return directory
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str = "auto") -> PromptClassifier:
+        """Load a folder written by save_pretrained (this format or list_engine 0.1's)."""
         from safetensors.torch import load_file
 
         directory = Path(directory)
-        config_file = directory / CONFIG_NAME
-        if not config_file.is_file():
-            raise FileNotFoundError(f"{config_file} not found: not a list_engine model directory")
-        config = json.loads(config_file.read_text())
-        known = {"format_version", "library", "library_version", "base_model", "base_model_path",
-                 "base_model_sha256", "model_type", "mode", "head", "adapter", "template", "verbalizer",
-                 "labels", "max_length", "mlm_head_pretrained", "trainable_parameters",
-                 "total_parameters", "metrics"}
+        saved = export.read_model_dir(directory)
+        config = saved.config
+        known = {"format_version", "library", "library_version", "weights", "base_model",
+                 "base_model_hub_id", "base_model_path", "base_model_sha256", "model_type",
+                 "mode", "head", "adapter", "template", "verbalizer", "labels",
+                 "label_token_ids", "max_length", "mlm_head_pretrained", "trainable_parameters",
+                 "total_parameters", "metrics", "environment", "peft_base_class"}
         unknown = sorted(set(config) - known)
         if unknown:
-            logger.warning("%s: ignoring unknown keys %s", config_file, unknown)
-        base = config["base_model"]
-        local = config.get("base_model_path")
-        if base != "default" and local and Path(local).is_dir():
-            base = local
+            logger.warning("%s: ignoring unknown keys %s", directory, unknown)
+        base, name = _saved_base_model(config, directory)
         # The JSON is written with sorted keys: rebuild the verbalizer in class order.
         labels = config.get("labels") or list(config["verbalizer"])
         verbalizer = {label: config["verbalizer"][label] for label in labels}
@@ -587,14 +601,16 @@ class PromptClassifier:
                          adapter=AdapterConfig.from_dict(config.get("adapter")),
                          max_length=config["max_length"], device=device,
                          head=_saved_head(config))
+        clf.model_name = name  # saved again as given, not as resolved here
         expected = config.get("base_model_sha256")
         actual = weights_sha256(clf.model_path)
         if expected and actual and expected != actual:
             logger.warning("base model %s differs from the one this adapter was trained on "
                            "(sha256 %s != %s): predictions may be wrong", base, actual[:12],
                            expected[:12])
-        clf.load_trainable_state(load_file(str(directory / WEIGHTS_NAME)))
+        clf.load_trainable_state(load_file(str(saved.weights)))
         clf.metrics = config.get("metrics") or {}
+        clf.environment = config.get("environment") or {}  # {}: not recorded (format 1)
         return clf
 
     # -- merge ------------------------------------------------------------------------------
@@ -606,54 +622,23 @@ class PromptClassifier:
         return n
 
     def save_merged(self, directory: str | Path) -> Path:
-        """A plain transformers model directory (adapters folded in) + list_prompt.json.
-        MLM head: an AutoModelForMaskedLM with the label-word rows written into an untied
-        decoder. Similarity head: the encoder (AutoModel) + list_head.safetensors holding
-        the class embeddings, log-scale and bias (logits = exp(log_scale) * cos(meanpool(h),
-        e_c) + bias_c)."""
-        directory = Path(directory)
-        if self.mode == "classic":
-            raise NotImplementedError("save_merged supports prompt and full modes")
-        if adapter_modules(self.module):
-            self.merge()
-        prompt = {"template": self.template.pattern, "verbalizer": self.verbalizer.mapping,
-                  "labels": self.labels, "max_length": self.max_length, "head": self.head}
-        if self.head == "similarity":
-            self._save_merged_similarity(directory)
-            prompt["pooling"] = "mean"
-            prompt["logits"] = ("exp(log_scale) * cos(meanpool(last_hidden_state), "
-                                "label_embeddings) + bias")
-        else:
-            self._save_merged_mlm(directory)
-        self.tokenizer.save_pretrained(directory)
-        (directory / "list_prompt.json").write_text(json.dumps(prompt, indent=2, sort_keys=True))
-        return directory
+        """A plain transformers model directory (adapters folded in, in place) +
+        list_prompt.json; see list_engine.export.save_merged."""
+        return export.save_merged(self, directory)
 
-    def _save_merged_similarity(self, directory: Path) -> None:
-        from safetensors.torch import save_file
 
-        self.module.mlm.base_model.save_pretrained(directory)
-        head = {n: p.detach().cpu().contiguous()
-                for n, p in self.module.classifier.state_dict().items()}
-        save_file(head, str(directory / "list_head.safetensors"), metadata={"format": "pt"})
-
-    def _save_merged_mlm(self, directory: Path) -> None:
-        spec = arch_spec(self.model_type)
-        fresh, _ = load_masked_lm(self.model_path)
-        ours = {n[len("mlm."):]: p for n, p in self.module.named_parameters()}
-        ids = self.verbalizer.token_ids(self.tokenizer)
-        with torch.no_grad():
-            fresh.config.tie_word_embeddings = False
-            decoder = fresh.get_submodule(spec.decoder)
-            decoder.weight = nn.Parameter(decoder.weight.detach().clone())
-            for name, p in fresh.named_parameters():
-                if name in ours and ours[name].shape == p.shape:
-                    p.copy_(ours[name])
-            lwd = self.module.mlm.get_submodule(spec.decoder)
-            decoder.weight[ids] = lwd.weight.detach().cpu()
-            if decoder.bias is not None:
-                decoder.bias[ids] = lwd.bias.detach().cpu()
-        fresh.save_pretrained(directory)
+def _saved_base_model(config: dict, directory: Path) -> tuple[str, str]:
+    """(where to load the base model from, the name to keep for it). Saved as given (a hub
+    name, "default" or a path); a relative path not found from the working directory is
+    tried from the model folder; format 1 also kept the absolute path it resolved to."""
+    base = config["base_model"]
+    legacy = config.get("base_model_path")
+    if base != "default" and legacy and Path(legacy).is_dir():
+        return legacy, base if Path(base).is_dir() else legacy
+    beside = directory / base
+    if base != "default" and not Path(base).exists() and beside.is_dir():
+        return str(beside), base
+    return base, base
 
 
 def _saved_head(config: dict) -> str:

@@ -38,6 +38,15 @@ def _few_threads():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _head_choice_logged_afresh():
+    """The head choice is logged once per model and process: tests that read the log must
+    not depend on which test created that model first."""
+    from list_engine import modeling
+
+    modeling._LOGGED_HEAD_CHOICE.clear()
+
+
 @pytest.fixture()
 def labeled() -> list[Example]:
     return [Example(t, label="pos") for t in POS[:4]] + [Example(t, label="neg") for t in NEG[:4]]

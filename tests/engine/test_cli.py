@@ -64,9 +64,9 @@ def test_cli_train_predict_evaluate(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert [m["round"] for m in metrics["rounds"]] == [0, 1]
     assert metrics["status"] == "completed" and metrics["mlm_head_pretrained"] is False
-    config = json.loads((out / "adapter_config.json").read_text())
+    config = json.loads((out / "list_prompt.json").read_text())
     assert config["base_model"] == "default" and config["mlm_head_pretrained"] is False
-    assert (out / "adapter_model.safetensors").stat().st_size < 5_000_000
+    assert (out / "list_weights.safetensors").stat().st_size < 5_000_000
 
     pred = tmp_path / "p.csv"
     run("predict", "--model-dir", str(out), "--input", str(evaluation), "--output", str(pred),

@@ -33,7 +33,7 @@ def test_untrained_head_detected_and_recorded(headless_bert, tmp_path, caplog):
         if "adapter" not in name:
             assert torch.equal(a[name], b[name]), name
     clf.save_pretrained(tmp_path / "m")
-    saved = json.loads((tmp_path / "m" / "adapter_config.json").read_text())
+    saved = json.loads((tmp_path / "m" / "list_prompt.json").read_text())
     assert saved["mlm_head_pretrained"] is False
 
 
@@ -58,12 +58,14 @@ def test_save_load_round_trip(tiny_bert_dir, tmp_path):
     before = clf.predict_proba(texts)
     clf.save_pretrained(tmp_path / "m", metrics={"accuracy": 0.5})
     files = sorted(p.name for p in (tmp_path / "m").iterdir())
-    assert files == ["adapter_config.json", "adapter_model.safetensors"]
-    raw = (tmp_path / "m" / "adapter_config.json").read_text()
+    assert files == ["adapter_config.json", "adapter_model.safetensors", "list_prompt.json",
+                     "list_weights.safetensors"]
+    raw = (tmp_path / "m" / "list_prompt.json").read_text()
     config = json.loads(raw)
     assert list(config) == sorted(config)
     for key in ("base_model", "base_model_sha256", "adapter", "template", "verbalizer",
-                "labels", "mode", "metrics", "mlm_head_pretrained", "library_version"):
+                "labels", "mode", "metrics", "mlm_head_pretrained", "library_version",
+                "environment"):
         assert key in config, key
     assert len(config["base_model_sha256"]) == 64
     loaded = PromptClassifier.from_pretrained(tmp_path / "m", device="cpu")
@@ -105,25 +107,6 @@ def test_classic_and_full_modes(tiny_bert_dir):
                                    device="cpu")
     trainable, total = full.parameter_counts()
     assert trainable == total and not any("adapter" in n for n in full.trainable_names)
-
-
-def test_save_merged(tiny_bert_dir, tmp_path):
-    from transformers import AutoModelForMaskedLM
-
-    clf = PromptClassifier.create(str(tiny_bert_dir), TEMPLATE, WORDS, device="cpu")
-    with torch.no_grad():
-        for p in clf.trainable_parameters().values():
-            p.add_(0.05)
-    texts = ["a great movie", "boring"]
-    before = clf.predict_proba(texts)
-    clf.save_merged(tmp_path / "merged")
-    plain = AutoModelForMaskedLM.from_pretrained(tmp_path / "merged").eval()
-    batch = clf.collate(clf.encode(texts))
-    ids = clf.verbalizer.token_ids(clf.tokenizer)
-    with torch.no_grad():
-        logits = plain(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    scores = logits[torch.arange(2), batch["mask_pos"]][:, ids]
-    np.testing.assert_allclose(torch.softmax(scores, -1).numpy(), before, atol=1e-5)
 
 
 def test_mean_pooled_embeddings(tiny_bert_dir):

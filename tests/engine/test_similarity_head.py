@@ -90,25 +90,11 @@ def test_training_moves_it_and_save_load_round_trips(headless_bert, labeled, unl
     after = clf.predict_proba(TEXTS)
     assert result.status == "completed" and not np.allclose(before, after, atol=1e-4)
     clf.save_pretrained(tmp_path / "m")
-    config_json = json.loads((tmp_path / "m" / "adapter_config.json").read_text())
+    config_json = json.loads((tmp_path / "m" / "list_prompt.json").read_text())
     assert config_json["head"] == "similarity"
     loaded = PromptClassifier.from_pretrained(tmp_path / "m", device="cpu")
     assert loaded.head == "similarity"
     np.testing.assert_array_equal(loaded.predict_proba(TEXTS), after)
-
-
-def test_saved_models_without_a_head_key_load_with_the_mlm_head(headless_bert, tmp_path):
-    """Exports made before the similarity head existed keep working."""
-    clf = PromptClassifier.create(str(headless_bert), TEMPLATE, WORDS, device="cpu", head="mlm")
-    before = clf.predict_proba(TEXTS)
-    clf.save_pretrained(tmp_path / "old")
-    path = tmp_path / "old" / "adapter_config.json"
-    config = json.loads(path.read_text())
-    del config["head"]
-    path.write_text(json.dumps(config))
-    loaded = PromptClassifier.from_pretrained(tmp_path / "old", device="cpu")
-    assert loaded.head == "mlm"
-    np.testing.assert_array_equal(loaded.predict_proba(TEXTS), before)
 
 
 def test_merged_export_loads_with_plain_transformers(headless_bert, tmp_path):

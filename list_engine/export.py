@@ -1,0 +1,265 @@
+"""What a trained PromptClassifier leaves on disk, and how other libraries read it.
+
+A model folder (format 2) holds:
+- ``list_prompt.json``: everything LiST adds to the base model (template, verbalizer, labels,
+  mode, head, max length, base model and its sha256, metrics, environment);
+- ``list_weights.safetensors``: the trainable tensors exactly as list_engine trains them;
+- the PEFT view of the same model, for ``peft`` users (prompt mode):
+  ``adapter_config.json`` + ``adapter_model.safetensors``. The LiST adapter is linear,
+  ``y + U D y`` with ``y = W x + b``, so it is exactly a LoRA on the dense layer it follows:
+  ``lora_A = D W``, ``lora_B = U``, scaling 1, and ``U D b`` as the LoRA bias (``lora_bias``).
+  MLM head: the transform goes to ``modules_to_save``; the C trained label-word rows of the
+  decoder become a rank-C LoRA on the decoder (one-hot ``lora_B``), so a plain
+  ``AutoModelForMaskedLM`` + ``PeftModel`` scores the label words exactly as list_engine does.
+  Similarity head: the LoRA goes on ``AutoModel`` (the encoder) and the head, which no
+  transformers class has, is ``list_head.safetensors``.
+Format 1 (list_engine 0.1) wrote LiST's own schema under PEFT's file names; it still loads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from .adapters import adapter_modules, arch_spec
+
+if TYPE_CHECKING:
+    from .modeling import PromptClassifier
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 2
+PROMPT_NAME = "list_prompt.json"
+WEIGHTS_NAME = "list_weights.safetensors"
+PEFT_CONFIG_NAME = "adapter_config.json"
+PEFT_WEIGHTS_NAME = "adapter_model.safetensors"
+HEAD_NAME = "list_head.safetensors"
+DEFAULT_MODEL_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # what `default` packages
+_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+class ExportError(OSError):
+    """A model folder that cannot be read or written; the message says what to fix."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a model folder (both formats)
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SavedModel:
+    config: dict[str, Any]  # list_prompt.json (or the format-1 adapter_config.json)
+    weights: Path  # the trainable state in list_engine's own names
+    format_version: int
+
+
+def read_model_dir(directory: str | Path) -> SavedModel:
+    directory = Path(directory)
+    prompt_file = directory / PROMPT_NAME
+    if prompt_file.is_file():
+        config = json.loads(prompt_file.read_text())
+        if config.get("library") != "list_engine":
+            raise ExportError(f"{prompt_file} is not a list_engine model file (a merged export? "
+                              "load merged/ with transformers, see its README)")
+        weights = directory / config.get("weights", WEIGHTS_NAME)
+        version = int(config.get("format_version", FORMAT_VERSION))
+    else:
+        legacy = directory / PEFT_CONFIG_NAME
+        if not legacy.is_file():
+            raise FileNotFoundError(f"{prompt_file} not found: not a list_engine model directory")
+        config = json.loads(legacy.read_text())
+        if "peft_type" in config:
+            raise ExportError(f"{directory} is a PEFT adapter without {PROMPT_NAME}: load it with "
+                              "peft (PeftModel.from_pretrained), not list_engine")
+        weights, version = directory / PEFT_WEIGHTS_NAME, 1
+    if not weights.is_file():
+        raise ExportError(f"{weights} is missing: the model folder is incomplete")
+    return SavedModel(config, weights, version)
+
+
+def hub_id(model_name: str) -> str | None:
+    """The Hub id of a base model given as `model_name`, None for a local folder."""
+    if model_name in ("", "default"):
+        return DEFAULT_MODEL_HUB_ID
+    if Path(model_name).exists() or not _HUB_ID_RE.match(model_name):
+        return None
+    return model_name
+
+
+# ---------------------------------------------------------------------------------------------
+# The PEFT view
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class PeftView:
+    base_class: str  # the transformers Auto class PeftModel wraps
+    lora: dict[str, Any]  # LoraConfig arguments
+    tensors: dict[str, torch.Tensor]  # adapter_model.safetensors
+    head: dict[str, torch.Tensor] | None = None  # list_head.safetensors (similarity head)
+
+
+def _lora_tensors(clf: PromptClassifier, strip: str) -> tuple[list[str], dict, int]:
+    """(target module names, tensors, rank) of the adapters as LoRA layers; `strip` is the
+    module-name prefix of our wrapper that the PEFT base model does not have."""
+    targets, tensors, rank = [], {}, 0
+    for name, mod in adapter_modules(clf.module):
+        base = mod.base_layer
+        w, d, u = base.weight.double(), mod.adapter_down.weight.double(), mod.adapter_up.weight.double()
+        target = name.removeprefix(strip)
+        key, dtype = f"base_model.model.{target}", base.weight.dtype
+        tensors[f"{key}.lora_A.weight"] = (d @ w).to(dtype)  # (r, H_in)
+        tensors[f"{key}.lora_B.weight"] = u.to(dtype)  # (H_out, r)
+        bias = base.bias.double() if base.bias is not None else torch.zeros(u.shape[0])
+        tensors[f"{key}.lora_B.bias"] = (u @ (d @ bias.double())).to(dtype)  # (H_out,)
+        targets.append(target)
+        rank = d.shape[0]
+    return targets, tensors, rank
+
+
+def peft_view(clf: PromptClassifier) -> PeftView | None:
+    """The model as a LoRA adapter (None where PEFT cannot express it: classic and full
+    modes, or an MLM head whose decoder a plain load would initialise at random)."""
+    if clf.mode != "prompt" or clf.merged:
+        return None
+    mlm = clf.module.mlm
+    if clf.head == "similarity":
+        prefix = f"mlm.{mlm.base_model_prefix}."
+        targets, tensors, rank = _lora_tensors(clf, prefix)
+        head = {n: p.detach().cpu().contiguous() for n, p in clf.module.classifier.state_dict().items()}
+        lora = {"r": rank, "lora_alpha": rank, "target_modules": targets,
+                "task_type": "FEATURE_EXTRACTION"}
+        return PeftView("AutoModel", lora, tensors, head)
+    if clf.label_word_base is None:
+        logger.warning("no PEFT view written: the base model has no decoder weights to add the "
+                       "label words to (list_weights.safetensors still has the full model)")
+        return None
+    spec = arch_spec(clf.model_type)
+    targets, tensors, rank = _lora_tensors(clf, "mlm.")
+    # Label-word rows: decoder(x) + B A x + bias_B equals W_C x + b_C on the C label words.
+    ids = clf.verbalizer.token_ids(clf.tokenizer)
+    lwd = mlm.get_submodule(spec.decoder)
+    base_w, base_b = clf.label_word_base
+    n, vocab = len(ids), mlm.config.vocab_size
+    one_hot = torch.zeros(vocab, n, dtype=lwd.weight.dtype)  # (V, C)
+    one_hot[ids, torch.arange(n)] = 1.0
+    bias = torch.zeros(vocab, dtype=lwd.bias.dtype)
+    bias[ids] = (lwd.bias.detach().cpu() - base_b)
+    key = f"base_model.model.{spec.decoder}"
+    tensors[f"{key}.lora_A.weight"] = lwd.weight.detach().cpu() - base_w  # (C, E)
+    tensors[f"{key}.lora_B.weight"] = one_hot
+    tensors[f"{key}.lora_B.bias"] = bias
+    # Head parameters that train (the transform): saved whole.
+    params = dict(clf.module.named_parameters())
+    saved = set()
+    for name in clf.trainable_names:
+        inner = name.removeprefix("mlm.")
+        if name.startswith("mlm.") and not inner.startswith(spec.decoder + ".") and \
+                ".adapter_" not in inner:
+            tensors[f"base_model.model.{inner}"] = params[name].detach()
+            saved.add(inner.rpartition(".")[0])
+    lora = {"r": rank, "lora_alpha": rank, "target_modules": [*targets, spec.decoder],
+            "rank_pattern": {spec.decoder: n}, "alpha_pattern": {spec.decoder: n},
+            "modules_to_save": sorted(saved) or None}
+    return PeftView("AutoModelForMaskedLM", lora, tensors)
+
+
+def save_peft(clf: PromptClassifier, directory: Path) -> str | None:
+    """Write the PEFT files; returns the Auto class of the base model, None if not written."""
+    from peft import LoraConfig
+    from safetensors.torch import save_file
+
+    view = peft_view(clf)
+    if view is None:
+        return None
+    base = clf.model_name if clf.model_name != "default" else DEFAULT_MODEL_HUB_ID
+    config = LoraConfig(lora_dropout=0.0, lora_bias=True, init_lora_weights=True,
+                        inference_mode=True, base_model_name_or_path=base, **view.lora)
+    config.save_pretrained(str(directory))
+    save_file({k: v.detach().cpu().contiguous() for k, v in view.tensors.items()},
+              str(directory / PEFT_WEIGHTS_NAME), metadata={"format": "pt"})
+    if view.head is not None:
+        save_file(view.head, str(directory / HEAD_NAME), metadata={"format": "pt"})
+    return view.base_class
+
+
+# ---------------------------------------------------------------------------------------------
+# The merged export
+# ---------------------------------------------------------------------------------------------
+def save_merged(clf: PromptClassifier, directory: str | Path) -> Path:
+    """A plain transformers model directory (adapters folded in) + list_prompt.json.
+    MLM head: an AutoModelForMaskedLM whose decoder rows and biases of the label words are
+    the trained ones (untied from the embeddings). Similarity head: the encoder (AutoModel)
+    + list_head.safetensors (logits = exp(log_scale) * cos(meanpool(h), e_c) + bias_c)."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    if clf.mode == "classic":
+        raise NotImplementedError("save_merged supports prompt and full modes")
+    if adapter_modules(clf.module):
+        clf.merge()
+    prompt = {"template": clf.template.pattern, "verbalizer": clf.verbalizer.mapping,
+              "labels": clf.labels, "max_length": clf.max_length, "head": clf.head}
+    if clf.head == "similarity":
+        clf.module.mlm.base_model.save_pretrained(directory)
+        head = {n: p.detach().cpu().contiguous()
+                for n, p in clf.module.classifier.state_dict().items()}
+        save_file(head, str(directory / HEAD_NAME), metadata={"format": "pt"})
+        prompt["pooling"] = "mean"
+        prompt["logits"] = "exp(log_scale) * cos(meanpool(last_hidden_state), label_embeddings) + bias"
+    else:
+        prompt["label_token_ids"] = _save_merged_mlm(clf, directory)
+    clf.tokenizer.save_pretrained(directory)
+    (directory / PROMPT_NAME).write_text(json.dumps(prompt, indent=2, sort_keys=True))
+    return directory
+
+
+@torch.no_grad()
+def _save_merged_mlm(clf: PromptClassifier, directory: Path) -> list[int]:
+    from .modeling import load_masked_lm
+
+    spec = arch_spec(clf.model_type)
+    fresh, _ = load_masked_lm(clf.model_path)
+    ours = {n.removeprefix("mlm."): p for n, p in clf.module.named_parameters()}
+    ids = clf.verbalizer.token_ids(clf.tokenizer)
+    lwd = clf.module.mlm.get_submodule(spec.decoder)
+    fresh.config.tie_word_embeddings = False
+    decoder = fresh.get_submodule(spec.decoder)
+    decoder.weight = nn.Parameter(decoder.weight.detach().clone())
+    for name, p in fresh.named_parameters():
+        if name in ours and ours[name].shape == p.shape:
+            p.copy_(ours[name])
+    decoder.weight[ids] = lwd.weight.detach().cpu()
+    if decoder.bias is not None:
+        # The decoder bias is tied to the head's own `bias` (BERT cls.predictions.bias, RoBERTa
+        # lm_head.bias): untie every copy and write the label-word values into each, so that
+        # whichever name transformers reads back carries them.
+        bias = decoder.bias.detach().clone()
+        bias[ids] = lwd.bias.detach().cpu()
+        vocab = fresh.config.vocab_size
+        for path in spec.head_modules:
+            for module in fresh.get_submodule(path).modules():
+                if isinstance(getattr(module, "bias", None), nn.Parameter) and \
+                        module.bias.shape == (vocab,):
+                    module.bias = nn.Parameter(bias.clone())
+    fresh.save_pretrained(directory)
+    _check_merged_mlm(directory, spec, ids, decoder)
+    return ids
+
+
+def _check_merged_mlm(directory: Path, spec, ids: list[int], written: nn.Linear) -> None:
+    """Reload with plain transformers: the label-word rows and biases must come back."""
+    from .modeling import load_masked_lm
+
+    loaded, _ = load_masked_lm(str(directory))
+    decoder = loaded.get_submodule(spec.decoder)
+    same = torch.equal(decoder.weight[ids], written.weight[ids])
+    if written.bias is not None:
+        same = same and decoder.bias is not None and torch.equal(decoder.bias[ids], written.bias[ids])
+    if not same:
+        raise ExportError(f"the merged model in {directory} reloads with other label-word "
+                          "weights than were written (a transformers weight-tying change?)")
