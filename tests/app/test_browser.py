@@ -9,9 +9,16 @@ import sqlite3
 
 import pytest
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium, streamlit_app
+from tests.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    needs_chromium,
+    open_page,
+    patience,
+    streamlit_app,
+)
 
-pytestmark = [pytest.mark.browser, needs_chromium]
+pytestmark = [pytest.mark.timeout(patience(900)), pytest.mark.browser, needs_chromium]
 
 
 @pytest.fixture()
@@ -52,8 +59,7 @@ def test_create_import_label_with_keyboard_and_save_prompt(app_server, tmp_path,
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(30_000)
+        page = open_page(browser, {"width": 1400, "height": 1000})
         try:
             # Projects: empty state, then create a project in the sidebar.
             page.goto(url)

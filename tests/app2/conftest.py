@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import patience
+
 ROOT = Path(__file__).resolve().parents[2]
 MAIN = ROOT / "app" / "main.py"
 
@@ -118,7 +120,7 @@ def trained_source(tmp_path_factory, tiny_bert_dir) -> Trained:
                                           eval_source="auto", preset="custom")
             ids = (project.id, config.id, run.id)
         proc = subprocess.run([sys.executable, "-m", "worker", "--once"], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=240)
+                              capture_output=True, text=True, timeout=patience(240))
         assert proc.returncode == 0, proc.stderr[-3000:]
         with get_session() as s:
             from db.models import Run

@@ -14,9 +14,18 @@ from pathlib import Path
 import pytest
 
 from tests.app2.conftest import ROOT, build_labelled_project, worker_env
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium, stop, streamlit_app
+from tests.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ms,
+    needs_chromium,
+    open_page,
+    patience,
+    stop,
+    streamlit_app,
+)
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, needs_chromium]
+pytestmark = [pytest.mark.timeout(patience(900)), pytest.mark.browser, pytest.mark.slow, needs_chromium]
 
 
 @pytest.fixture()
@@ -65,8 +74,7 @@ def test_train_and_watch_live_progress(served_project, artifacts_dir):
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 2300})
-        page.set_default_timeout(60_000)
+        page = open_page(browser, {"width": 1400, "height": 2300}, default_seconds=60)
         try:
             page.goto(url)
             settle(page)
@@ -92,15 +100,15 @@ def test_train_and_watch_live_progress(served_project, artifacts_dir):
             settle(page)
             status = page.get_by_test_id("stMetricValue").first
             # The fragment refreshes by itself: no reload, no click from here on.
-            expect(status).to_contain_text("running", timeout=60_000)
+            expect(status).to_contain_text("running", timeout=ms(60))
             page.wait_for_function(
                 "[...document.querySelectorAll('[data-testid=stProgress] p, "
                 "[data-testid=stMarkdownContainer] p')]"
-                ".some(e => /Round 1 of 2/.test(e.innerText))", timeout=120_000)
+                ".some(e => /Round 1 of 2/.test(e.innerText))", timeout=ms(120))
             page.wait_for_timeout(500)  # let plotly paint the teacher's charts
-            expect(status).to_contain_text("running", timeout=1)
+            expect(status).to_contain_text("running", timeout=1)  # still running: no wait
             mid = shot(page, "2-progress-mid-run")
-            expect(status).to_contain_text("succeeded", timeout=180_000)
+            expect(status).to_contain_text("succeeded", timeout=ms(180))
             settle(page)
             page.wait_for_timeout(1500)  # plotly paints after the rerun
             expect(page.get_by_text("Accuracy").first).to_be_visible()
@@ -137,7 +145,7 @@ def test_train_and_watch_live_progress(served_project, artifacts_dir):
             page.locator(".st-key-predict_start button").click()
             settle(page)
             expect(page.get_by_role("button", name="Download predictions of run #2 (CSV)")
-                   ).to_be_visible(timeout=120_000)
+                   ).to_be_visible(timeout=ms(120))
             shot(page, "7-predict")
         finally:
             browser.close()
