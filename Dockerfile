@@ -5,7 +5,8 @@ FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    LIST_DATA_DIR=/data
+    LIST_DATA_DIR=/data \
+    PYTHONPATH=/srv/list
 
 WORKDIR /srv/list
 COPY requirements.txt requirements-model.txt ./
@@ -25,4 +26,6 @@ VOLUME ["/data"]
 EXPOSE 8501
 
 # Default: the app. The worker service overrides the command with `python -m worker`.
-CMD ["sh", "-c", "python -m db upgrade && exec streamlit run app/main.py --server.address 0.0.0.0 --server.port 8501"]
+# app/, db/ and worker/ are not pip-installed (only list_engine is a library): PYTHONPATH
+# above makes them importable from /srv/list whatever the working directory.
+CMD ["sh", "-c", "python -m db upgrade && exec python -m streamlit run app/main.py --server.address 0.0.0.0 --server.port 8501"]

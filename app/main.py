@@ -1,16 +1,11 @@
-"""Entry point: `streamlit run app/main.py`. Builds the navigation and the project picker;
-the pages themselves live in app/pages/."""
+"""Entry point: `python -m streamlit run app/main.py` from the repository root (what
+scripts/run does; `python -m` puts the root on the import path, so `app`, `db` and
+`list_engine` import as packages). Builds the navigation and the project picker; the pages
+themselves live in app/pages/."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `streamlit run app/main.py` puts only app/ on the path
-    sys.path.insert(0, str(ROOT))
-
-import streamlit as st  # noqa: E402
+import streamlit as st
 
 st.set_page_config(page_title="LiST: few-label text classifiers", page_icon=":material/label:",
                    layout="wide")

