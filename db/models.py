@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -16,6 +17,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    literal_column,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -38,6 +41,38 @@ FINISHED_STATUSES = (CANCELLED, FAILED, SUCCEEDED)
 # Label sources.
 HUMAN, ACCEPTED_PSEUDO, IMPORTED_GOLD = "human", "accepted_pseudo", "imported_gold"
 
+# Roles on a shared project, strongest first: an owner manages the project and its runs, an
+# annotator labels, a viewer only looks.
+OWNER, ANNOTATOR, VIEWER = "owner", "annotator", "viewer"
+ROLES = (OWNER, ANNOTATOR, VIEWER)
+
+
+class User(Base):
+    """A person who signs in (built-in password or OIDC), or the one local user of
+    single-user mode."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(200), unique=True)  # OIDC: the e-mail
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str | None] = mapped_column(String(300))  # None: no password sign-in
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class UserSession(Base):
+    """A signed-in browser session of the built-in login; only a hash of its token is kept."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
 
 class Project(Base):
     __tablename__ = "projects"
@@ -51,6 +86,18 @@ class Project(Base):
     label_classes: Mapped[list[LabelClass]] = relationship(
         back_populates="project", cascade="all, delete-orphan", order_by="LabelClass.position"
     )
+
+
+class ProjectMember(Base):
+    """Who may do what in a project (see ROLES). Admins may do everything everywhere."""
+
+    __tablename__ = "project_members"
+    __table_args__ = (UniqueConstraint("project_id", "user_id", name="uq_project_members"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
 
 
 class ImportBatch(Base):
@@ -116,6 +163,7 @@ class Label(Base):
     )
     source: Mapped[str] = mapped_column(String(20), default=HUMAN)
     held_out: Mapped[bool] = mapped_column(Boolean, default=False)  # evaluation set, not trained on
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # who; users are never deleted
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
@@ -137,7 +185,23 @@ class LabelEvent(Base):
     old_source: Mapped[str | None] = mapped_column(String(20))
     new_source: Mapped[str | None] = mapped_column(String(20))
     undone: Mapped[bool] = mapped_column(Boolean, default=False)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # who; users are never deleted
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class DocumentLease(Base):
+    """The document a labelling session is showing, held for a short while so that a
+    second annotator of the project is shown another one."""
+
+    __tablename__ = "document_leases"
+
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    holder: Mapped[str] = mapped_column(String(64))  # one browser session
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class PromptConfig(Base):
@@ -202,6 +266,8 @@ class Run(Base):
     progress: Mapped[float] = mapped_column(Float, default=0.0)  # 0..1 over the whole run
     error: Mapped[str | None] = mapped_column(Text)  # message + traceback of the last failure
     resumed_from_round: Mapped[int | None] = mapped_column(Integer)  # last resume's checkpoint
+    not_before: Mapped[datetime | None] = mapped_column(DateTime)  # retry back-off: not claimed before
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # who; users are never deleted
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     queued_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)  # claim order (FIFO)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -259,9 +325,16 @@ class PseudoLabel(Base):
     meta_weight: Mapped[float | None] = mapped_column(Float)  # None: never in a meta batch
 
 
+# One artifact per (run, kind, round); a NULL round (the model, predictions) counts as one value.
+ARTIFACT_KEY_ROUND = func.coalesce(literal_column("round"), literal_column("-1"))
+
+
 class Artifact(Base):
     __tablename__ = "artifacts"
-    __table_args__ = (Index("ix_artifacts_run_kind_round", "run_id", "kind", "round"),)
+    __table_args__ = (
+        Index("ix_artifacts_run_kind_round", "run_id", "kind", "round"),
+        Index("uq_artifacts_run_kind_round", "run_id", "kind", ARTIFACT_KEY_ROUND, unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
@@ -269,7 +342,8 @@ class Artifact(Base):
     round: Mapped[int | None] = mapped_column(Integer)
     path: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
-    bytes: Mapped[int] = mapped_column(Integer)
+    bytes: Mapped[int] = mapped_column(BigInteger)  # 64-bit: artifacts may exceed 2 GiB
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # who; users are never deleted
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

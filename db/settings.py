@@ -31,7 +31,15 @@ DOCUMENTED = {
     "LIST_HEARTBEAT_SECONDS": ("5.0", "How often a worker writes its heartbeat."),
     "LIST_STALE_SECONDS": ("60.0", "A worker silent this long is dead; its runs are re-queued."),
     "LIST_MAX_ATTEMPTS": ("3", "How many times a failing run is tried before it stays failed."),
+    "LIST_AUTH": (
+        "local",
+        "`local`: one user, no login (for your own machine); `password`: users with passwords "
+        "in the database; `oidc`: sign-in through the OIDC provider in .streamlit/secrets.toml.",
+    ),
+    "LIST_SESSION_HOURS": ("12", "A password sign-in expires after this many hours."),
+    "LIST_ADMINS": ("", "Comma-separated e-mails that are administrators when they sign in (oidc)."),
 }
+AUTH_MODES = ("local", "password", "oidc")
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,9 @@ class Settings:
     heartbeat_seconds: float
     stale_seconds: float
     max_attempts: int
+    auth: str = "local"
+    session_hours: float = 12.0
+    admins: tuple[str, ...] = ()
 
     @property
     def artifacts_dir(self) -> Path:
@@ -96,7 +107,17 @@ def load_settings() -> Settings:
         heartbeat_seconds=_number("LIST_HEARTBEAT_SECONDS", float),
         stale_seconds=_number("LIST_STALE_SECONDS", float),
         max_attempts=_number("LIST_MAX_ATTEMPTS", int),
+        auth=_auth_mode(),
+        session_hours=_number("LIST_SESSION_HOURS", float),
+        admins=tuple(a.strip() for a in _get("LIST_ADMINS").split(",") if a.strip()),
     )
+
+
+def _auth_mode() -> str:
+    mode = _get("LIST_AUTH").strip().lower()
+    if mode not in AUTH_MODES:
+        raise ValueError(f"LIST_AUTH={mode!r} is not one of {', '.join(AUTH_MODES)}")
+    return mode
 
 
 @lru_cache(maxsize=1)
