@@ -1,4 +1,4 @@
-"""Command line: python -m list_engine train | predict | evaluate (see --help)."""
+"""Command line: python -m list_engine train | predict | evaluate | export (see --help)."""
 
 from __future__ import annotations
 
@@ -83,12 +83,24 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", required=True)
     ev.add_argument("--batch-size", type=_positive_int, default=64)
     ev.add_argument("--device", default="auto")
+    ex = sub.add_parser("export", help="a model folder to hand over: the current format "
+                                       "(list_engine + PEFT files), a model card, optionally "
+                                       "the merged model and a push to the Hugging Face Hub")
+    ex.add_argument("--model-dir", required=True, help="a folder written by train")
+    ex.add_argument("--out", required=True, help="the export folder (new or empty)")
+    ex.add_argument("--merged", action="store_true",
+                    help="also write the merged full model to OUT/merged")
+    ex.add_argument("--push-to", metavar="REPO_ID", default=None,
+                    help="then upload OUT to this Hub model repository (token: HF_TOKEN or "
+                         "`hf auth login`); a failed push keeps OUT")
+    ex.add_argument("--public", action="store_true", help="create the Hub repository public")
     return p
 
 
 def cmd_train(args) -> int:
     from .callbacks import TqdmCallback
     from .config import LiSTConfig
+    from .environment import environment
     from .modeling import PromptClassifier
     from .self_training import LiSTTrainer
 
@@ -135,7 +147,8 @@ def cmd_train(args) -> int:
                "rounds_completed": result.rounds_completed, "meta_stats": result.meta_stats,
                "wall_time_s": time.time() - start, "config": config.to_dict(),
                "mlm_head_pretrained": classifier.mlm_head_pretrained, "head": classifier.head,
-               "trainable_parameters": trainable, "total_parameters": total}
+               "trainable_parameters": trainable, "total_parameters": total,
+               "environment": environment(classifier.device)}
     classifier.save_pretrained(out, metrics={"rounds": result.metrics})
     from .self_training import _json_safe
 
@@ -180,10 +193,30 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export_folder
+    from .hub import HubError, push_to_hub
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise SystemExit(f"--out {out} exists and is not an empty folder: give a new folder")
+    export_folder(args.model_dir, out, merged=args.merged)
+    print(f"exported to {out}", file=sys.stderr)
+    if args.push_to:
+        try:
+            url = push_to_hub(out, args.push_to, private=not args.public)
+        except HubError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 3
+        print(f"pushed to {url}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    command = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate}[args.command]
+    command = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate,
+               "export": cmd_export}[args.command]
     try:
         return command(args)
     except (ValueError, OSError) as exc:  # PromptError, ModelLoadError, bad config/data

@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -263,3 +265,35 @@ def _check_merged_mlm(directory: Path, spec, ids: list[int], written: nn.Linear)
     if not same:
         raise ExportError(f"the merged model in {directory} reloads with other label-word "
                           "weights than were written (a transformers weight-tying change?)")
+
+
+# ---------------------------------------------------------------------------------------------
+# A folder to hand over
+# ---------------------------------------------------------------------------------------------
+def export_folder(model_dir: str | Path, out: str | Path, *, merged: bool = False,
+                  card: Callable[[dict], str] | None = None) -> Path:
+    """`model_dir` as a folder to hand over: the current format (a format-1 folder is
+    re-saved, so peft can read it), a README.md model card (`card(list_prompt)`, default
+    list_engine.hub.model_card) and, with `merged`, the merged model in `merged/`."""
+    from .hub import model_card
+    from .modeling import PromptClassifier
+
+    model_dir, out = Path(model_dir), Path(out)
+    if out.resolve() == model_dir.resolve():
+        raise ExportError("the export folder must differ from the model folder")
+    saved = read_model_dir(model_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    clf = None
+    if saved.format_version < FORMAT_VERSION:
+        clf = PromptClassifier.from_pretrained(model_dir, device="cpu")
+        clf.save_pretrained(out, metrics=clf.metrics)
+    else:
+        for f in model_dir.iterdir():
+            if f.is_file() and f.name != "README.md":
+                shutil.copy2(f, out / f.name)
+    config = json.loads((out / PROMPT_NAME).read_text())
+    if merged:
+        clf = clf or PromptClassifier.from_pretrained(out, device="cpu")
+        clf.save_merged(out / "merged")
+    (out / "README.md").write_text(card(config) if card else model_card(config, merged))
+    return out

@@ -44,6 +44,7 @@ from .adapters import (
     reset_adapters,
 )
 from .environment import environment
+from .hub import prompt_format
 from .lengths import model_max_length
 from .prompts import (
     Example,
@@ -546,6 +547,8 @@ class PromptClassifier:
             "head": self.head,
             "adapter": adapter if self.mode != "full" else None,
             "template": self.template.pattern if self.template else None,
+            "prompt_format": (prompt_format(self.template.pattern, self.tokenizer)
+                              if self.head == "mlm" else None),
             "verbalizer": dict(self.verbalizer.mapping),
             "labels": self.labels,
             "label_token_ids": (self.verbalizer.token_ids(self.tokenizer)
@@ -555,7 +558,8 @@ class PromptClassifier:
             "trainable_parameters": trainable,
             "total_parameters": total,
             "metrics": metrics if metrics is not None else self.metrics,
-            "environment": self.environment or environment(self.device),
+            "environment": (self.environment if self.environment is not None
+                            else environment(self.device)),
         }
 
     def save_pretrained(self, directory: str | Path, metrics: dict | None = None) -> Path:
@@ -586,7 +590,7 @@ class PromptClassifier:
         config = saved.config
         known = {"format_version", "library", "library_version", "weights", "base_model",
                  "base_model_hub_id", "base_model_path", "base_model_sha256", "model_type",
-                 "mode", "head", "adapter", "template", "verbalizer", "labels",
+                 "mode", "head", "adapter", "template", "prompt_format", "verbalizer", "labels",
                  "label_token_ids", "max_length", "mlm_head_pretrained", "trainable_parameters",
                  "total_parameters", "metrics", "environment", "peft_base_class"}
         unknown = sorted(set(config) - known)

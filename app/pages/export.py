@@ -1,8 +1,8 @@
-"""Export: a zip with the adapter, its config and a model card; optionally the merged model."""
+"""Export: a zip with the model folder (list_engine + PEFT files) and a model card; optionally the
+merged model and a push to the Hugging Face Hub."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import streamlit as st
@@ -35,14 +35,12 @@ def main() -> None:
         except ServiceError as exc:
             ui.error(exc)
             return
-        try:
-            adapter_config = json.loads((folder / "adapter_config.json").read_text())
-        except (OSError, ValueError):
-            adapter_config = {}
-        card = export_service.model_card(s, run, adapter_config)
+        card = export_service.model_card(s, run, export_service.saved_config(folder))
 
-    st.write("The zip holds `adapter_model.safetensors`, `adapter_config.json` and this "
-             "model card (`README.md`). `PromptClassifier.from_pretrained(folder)` reloads it.")
+    st.write("The zip holds the model folder: `list_prompt.json` + `list_weights.safetensors` "
+             "(`PromptClassifier.from_pretrained(folder)` reloads it), the same model as a PEFT "
+             "LoRA adapter (`adapter_config.json` + `adapter_model.safetensors`, loaded with "
+             "`PeftModel.from_pretrained`) and this model card (`README.md`).")
     with st.expander("Model card (README.md)", expanded=False):
         st.code(card, language="markdown")  # shown as source: it quotes user text
     classic = (run.config or {}).get("mode") == "classic"
@@ -68,6 +66,29 @@ def main() -> None:
         st.success(f"Export ready: {path.name} ({path.stat().st_size / 1e6:.1f} MB).")
         st.download_button("Download zip", data=path.read_bytes(), file_name=path.name,
                            mime="application/zip", key="export_download", type="primary")
+        push_form(path)
+
+
+def push_form(zip_path: Path) -> None:
+    """Optional: the same folder to a Hub model repository. The zip above stays available
+    whatever the push does."""
+    with st.expander("Push to the Hugging Face Hub (optional)"):
+        with st.form("export_push_form"):
+            repo_id = st.text_input("Repository", placeholder="your-name/reviews-classifier",
+                                    key="export_push_repo")
+            token = st.text_input("Access token (write)", type="password",
+                                  key="export_push_token",
+                                  help="Not stored. Empty: the token saved by `hf auth login`.")
+            private = st.checkbox("Private repository", value=True, key="export_push_private")
+            pushed = st.form_submit_button("Push", key="export_push")
+        if pushed:
+            with st.spinner("Uploading…"):
+                try:
+                    url = export_service.push_export(zip_path, repo_id, token or None, private)
+                except ServiceError as exc:
+                    ui.error(exc)
+                    return
+            st.success(f"Pushed to {url}")
 
 
 main()

@@ -1,5 +1,7 @@
-"""Export a trained run: a zip with the adapter files, a model card and (optionally) the
-merged full model. The unzipped folder reloads with `PromptClassifier.from_pretrained`."""
+"""Export a trained run: a zip with the model folder (list_engine's files + the same model as a
+PEFT LoRA adapter), a model card with Hub metadata and (optionally) the merged full model; an
+optional push of the same folder to a Hugging Face Hub repository.
+The unzipped folder reloads with `PromptClassifier.from_pretrained` or peft."""
 
 from __future__ import annotations
 
@@ -14,14 +16,12 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.services import ServiceError
+from app.services import ServiceError, users
 from app.services.runs import model_artifact, round_metrics
 from app.services.training import data_counts
-from db.models import SUCCEEDED, Artifact, Project, Run
+from db.models import OWNER, SUCCEEDED, Artifact, Project, Run
 from db.session import write_transaction
 from db.settings import get_settings
-
-ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 
 
 @dataclass(frozen=True)
@@ -43,25 +43,38 @@ def exportable_runs(session: Session, project_id: int) -> list[Run]:
 
 
 def model_dir(session: Session, run_id: int) -> Path:
+    from list_engine.export import read_model_dir
+
     art = model_artifact(session, run_id)
     if art is None:
         raise ServiceError(f"Run #{run_id} has no saved model (did it succeed?).")
     path = Path(art.path)
     if not path.is_dir():
         raise ServiceError(f"The model files of run #{run_id} are missing from {path}.")
-    missing = [f for f in ADAPTER_FILES if not (path / f).is_file()]
-    if missing:
-        raise ServiceError(f"The model of run #{run_id} lacks {', '.join(missing)}.")
+    try:
+        read_model_dir(path)
+    except (OSError, ValueError) as exc:
+        raise ServiceError(f"The model of run #{run_id} cannot be read: {exc}") from exc
     return path
 
 
-def label_ordered_config(config: dict) -> dict:
-    """The adapter config with its verbalizer in class order (`labels`).
+def saved_config(folder: Path) -> dict:
+    """The model's list_prompt.json (or, for list_engine 0.1 folders, adapter_config.json)."""
+    from list_engine.export import read_model_dir
 
-    `adapter_config.json` is written with sorted keys, which sorts the verbalizer's label
-    names. list_engine before 6c2620b took the class order from the verbalizer, permuting
-    `labels` against the probability columns; model folders saved then still load right
-    with this (a no-op for folders whose verbalizer is already in class order)."""
+    try:
+        return read_model_dir(folder).config
+    except (OSError, ValueError):
+        return {}
+
+
+def label_ordered_config(config: dict) -> dict:
+    """A list_engine 0.1 config with its verbalizer in class order (`labels`).
+
+    That format wrote `adapter_config.json` with sorted keys, which sorts the verbalizer's
+    label names; list_engine before 6c2620b took the class order from the verbalizer,
+    permuting `labels` against the probability columns. A no-op for folders whose verbalizer
+    is already in class order."""
     labels, verbalizer = config.get("labels"), config.get("verbalizer")
     if not labels or not isinstance(verbalizer, dict) or list(verbalizer) == list(labels):
         return config
@@ -70,21 +83,21 @@ def label_ordered_config(config: dict) -> dict:
     return {**config, "verbalizer": {name: verbalizer[name] for name in labels}}
 
 
-def write_adapter_config(folder: Path, config: dict) -> None:
-    """Write adapter_config.json keeping the verbalizer's (class) order."""
-    (folder / "adapter_config.json").write_text(json.dumps(config, indent=2))
-
-
 def loadable_dir(folder: Path, scratch: Path) -> Path:
-    """`folder`, or a copy in `scratch` whose adapter_config.json keeps the class order
-    (see `label_ordered_config`)."""
-    config = json.loads((folder / "adapter_config.json").read_text())
+    """`folder`, or (list_engine 0.1 folders whose verbalizer is out of class order) a copy
+    in `scratch` with the order fixed (see `label_ordered_config`)."""
+    from list_engine.export import PROMPT_NAME
+
+    legacy = folder / "adapter_config.json"
+    if (folder / PROMPT_NAME).is_file() or not legacy.is_file():
+        return folder
+    config = json.loads(legacy.read_text())
     fixed = label_ordered_config(config)
     if fixed is config:
         return folder
     scratch.mkdir(parents=True, exist_ok=True)
     shutil.copy(folder / "adapter_model.safetensors", scratch / "adapter_model.safetensors")
-    write_adapter_config(scratch, fixed)
+    (scratch / "adapter_config.json").write_text(json.dumps(fixed, indent=2))
     return scratch
 
 
@@ -115,11 +128,11 @@ def _data_lines(data: dict | None, counts) -> list[str]:
     ]
 
 
-def _head_lines(adapter_config: dict | None, metrics: list[dict]) -> list[str]:
+def _head_lines(saved: dict | None, metrics: list[dict]) -> list[str]:
     """Which prompt head, length and learning rate the engine chose, and which round this is."""
     from app.services.prompts import head_explanation
 
-    config = adapter_config or {}
+    config = saved or {}
     lines = []
     if config.get("head"):
         lines.append(f"- Prompt head: {head_explanation(config['head'], bool(config.get('mlm_head_pretrained')))}")
@@ -136,9 +149,22 @@ def _head_lines(adapter_config: dict | None, metrics: list[dict]) -> list[str]:
     return lines
 
 
-def model_card(session: Session, run: Run, adapter_config: dict | None = None,
+def _hub_datasets(cfg: dict) -> list[str] | None:
+    """Hub data set ids the run's data came from, where the run config names them."""
+    names = cfg.get("datasets")
+    if isinstance(names, list) and all(isinstance(n, str) for n in names):
+        return names or None
+    return None
+
+
+def model_card(session: Session, run: Run, saved: dict | None = None,
                merged: bool = False) -> str:
-    """The README.md of the export: what the model is, how it was trained, how to use it."""
+    """The README.md of the export: Hub metadata (YAML front matter), what the model is, how
+    it was trained, in which environment, and how to use it with list_engine or peft.
+    `saved`: the model folder's list_prompt.json (see `saved_config`)."""
+    from list_engine.hub import card_data, environment_markdown, render_card, usage_markdown
+
+    saved = saved or {}
     cfg = run.config or {}
     lc = cfg.get("list_config") or {}
     project = session.get(Project, run.project_id)
@@ -146,19 +172,20 @@ def model_card(session: Session, run: Run, adapter_config: dict | None = None,
     labels = list(verbalizer)
     metrics = round_metrics(session, run.id)
     counts = data_counts(session, run.project_id, labels)
-    base = (adapter_config or {}).get("base_model") or cfg.get("model", "default")
-    trainable = (adapter_config or {}).get("trainable_parameters")
+    base = saved.get("base_model") or cfg.get("model", "default")
+    trainable = saved.get("trainable_parameters")
+    environment = saved.get("environment") or cfg.get("environment")
     lines = [
         f"# Text classifier: {project.name if project else 'project'} (run #{run.id})",
         "",
-        "Trained with LiST (Lite Prompted Self-Training): a frozen masked language model with "
+        "Trained with LiST (Lite Prompted Self-Training): a frozen language model with "
         "small trainable adapters, teacher -> student self-training on unlabelled text with "
         "meta re-weighted pseudo-labels.",
         "",
         "## Model",
         f"- Base model: `{base}`",
         f"- Mode: {cfg.get('mode', 'prompt')}",
-        *_head_lines(adapter_config, metrics),
+        *_head_lines(saved, metrics),
         f"- Prompt template: `{cfg.get('template', '')}`",
         "- Labels and label words:",
         *[f"  - `{name}` -> `{word}`" for name, word in verbalizer.items()],
@@ -174,7 +201,8 @@ def model_card(session: Session, run: Run, adapter_config: dict | None = None,
         f"{lc.get('unlabeled_steps', '-')}, labelled steps per round: {lc.get('labeled_steps', '-')}",
         f"- Learning rates: teacher {lc.get('teacher_lr', '-')}, student {lc.get('student_lr', '-')}",
         f"- Evaluation set: {cfg.get('eval_source', 'auto')}",
-        f"- Device: {run.device or '-'}",
+        *(environment_markdown(environment) if environment else
+          [f"- Device: {run.device or '-'}", "- Environment: not recorded"]),
         "",
         *_data_lines(cfg.get("data"), counts),
         "",
@@ -190,34 +218,11 @@ def model_card(session: Session, run: Run, adapter_config: dict | None = None,
             )
     else:
         lines.append("No evaluation set was available: accuracy was not measured.")
-    lines += [
-        "",
-        "## Usage",
-        "```python",
-        "from list_engine import PromptClassifier",
-        "",
-        'clf = PromptClassifier.from_pretrained("path/to/this/folder")',
-        'print(clf.labels)',
-        'print(clf.predict(["some text to classify"]))',
-        'print(clf.predict_proba(["some text to classify"]))  # (N, classes), in clf.labels order',
-        "```",
-        "",
-        "The base model is loaded from the name or path above: keep it reachable "
-        "(a hub name, or the same local folder).",
-        "Command line: `python -m list_engine predict --model-dir path/to/this/folder "
-        "--input texts.csv --output predictions.csv` (a CSV with a `text` column).",
-    ]
-    if merged:
-        lines += [
-            "",
-            "## Merged model (`merged/`)",
-            "The adapters folded into the dense weights: a plain `transformers` masked-LM "
-            "folder (`AutoModelForMaskedLM.from_pretrained(\"merged\")` with its tokenizer). "
-            "Classify by reading the mask-position logits of the label words listed in "
-            "`merged/list_prompt.json` (template, label words, labels in class order); it runs "
-            "at the speed of the base model, without adapter layers.",
-        ]
-    return "\n".join(lines) + "\n"
+    lines += ["", *usage_markdown({**saved, "base_model": base}, merged)]
+    measured = any(m.get("accuracy") is not None for m in metrics)
+    data = card_data({**saved, "base_model": base}, datasets=_hub_datasets(cfg),
+                     measured=measured)
+    return render_card(data, "\n".join(lines) + "\n")
 
 
 def _sha256(path: Path) -> str:
@@ -231,56 +236,54 @@ def _sha256(path: Path) -> str:
 def build_export(session: Session, run_id: int, *, merged: bool = False,
                  out_dir: Path | None = None) -> ExportResult:
     """Write `exports/run-{id}[-merged].zip` under the data directory and record it as an
-    artifact of kind "export"."""
+    artifact of kind "export". The zip holds one folder: the model (list_engine 0.1 folders
+    are re-saved in the current format, so peft reads every export), README.md, merged/."""
+    from list_engine.export import export_folder
+
     run = session.get(Run, run_id)
     if run is None:
         raise ServiceError(f"Run #{run_id} does not exist.")
+    users.require(session, run.project_id, OWNER)
     src = model_dir(session, run_id)
-    try:
-        adapter_config = json.loads((src / "adapter_config.json").read_text())
-    except (OSError, ValueError):
-        adapter_config = {}
     out_dir = Path(out_dir or get_settings().data_dir / "exports")
     out_dir.mkdir(parents=True, exist_ok=True)
     name = f"run-{run_id}{'-merged' if merged else ''}"
     zip_path = out_dir / f"{name}.zip"
     tmp_zip = zip_path.with_suffix(".zip.tmp")
     files: list[str] = []
-    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(
-        tmp_zip, "w", compression=zipfile.ZIP_DEFLATED
-    ) as zf:
-        for f in sorted(src.rglob("*")):
-            if f.is_file() and f.name not in ("README.md", "adapter_config.json"):
-                arc = f"{name}/{f.relative_to(src).as_posix()}"
-                zf.write(f, arc)
-                files.append(arc)
-        fixed = label_ordered_config(adapter_config) if adapter_config else None
-        if fixed:
-            zf.writestr(f"{name}/adapter_config.json", json.dumps(fixed, indent=2))
-        else:
-            zf.write(src / "adapter_config.json", f"{name}/adapter_config.json")
-        files.append(f"{name}/adapter_config.json")
-        zf.writestr(f"{name}/README.md", model_card(session, run, adapter_config, merged))
-        files.append(f"{name}/README.md")
-        if merged:
-            from list_engine import PromptClassifier
-
-            clf = PromptClassifier.from_pretrained(loadable_dir(src, Path(tmp) / "fixed"),
-                                                   device="cpu")
-            clf.merge()
-            merged_dir = Path(tmp) / "merged"
-            clf.save_merged(merged_dir)
-            for f in sorted(merged_dir.rglob("*")):
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = export_folder(loadable_dir(src, Path(tmp) / "fixed"), Path(tmp) / name,
+                               merged=merged,
+                               card=lambda saved: model_card(session, run, saved, merged))
+        with zipfile.ZipFile(tmp_zip, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for f in sorted(folder.rglob("*")):
                 if f.is_file():
-                    arc = f"{name}/merged/{f.relative_to(merged_dir).as_posix()}"
+                    arc = f"{name}/{f.relative_to(folder).as_posix()}"
                     zf.write(f, arc)
                     files.append(arc)
     tmp_zip.replace(zip_path)
     size, digest = zip_path.stat().st_size, _sha256(zip_path)
     with write_transaction(session):
-        session.add(Artifact(run_id=run_id, kind="export", path=str(zip_path), sha256=digest,
+        session.add(Artifact(run_id=run_id, kind="export", user_id=users.actor_id(session),
+                             path=str(zip_path), sha256=digest,
                              bytes=size))
     return ExportResult(zip_path, size, digest, files)
+
+
+def push_export(zip_path: Path, repo_id: str, token: str | None = None,
+                private: bool = True) -> str:
+    """Push the folder inside an export zip to a Hub model repository; returns its URL.
+    The zip stays where it is whatever happens (a failed push loses nothing)."""
+    from list_engine.hub import HubError, push_to_hub
+
+    if not Path(zip_path).is_file():
+        raise ServiceError(f"{zip_path} not found: build the export first.")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = unpack(Path(zip_path), Path(tmp))
+        try:
+            return push_to_hub(folder, (repo_id or "").strip(), token=token, private=private)
+        except HubError as exc:
+            raise ServiceError(str(exc)) from exc
 
 
 def unpack(zip_path: Path, dest: Path) -> Path:
