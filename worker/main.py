@@ -20,7 +20,7 @@ import threading
 import traceback
 
 from db import jobs
-from db.migrate import upgrade_to_head
+from db.health import DatabaseUnusable, open_database
 from db.session import session_factory
 from db.settings import get_settings, safe_url
 from worker.context import RunContext
@@ -156,7 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_runs is not None and args.max_runs < 1:
         parser.error("--max-runs must be at least 1")
 
+    try:
+        open_database(get_settings().database_url)
+    except DatabaseUnusable as exc:
+        log.error("cannot start: %s", exc)
+        return 2
     worker = WorkerProcess(poll=args.poll, device=args.device)
     worker.install_signal_handlers()
-    upgrade_to_head()
     return worker.serve(once=args.once, max_runs=args.max_runs)
