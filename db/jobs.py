@@ -9,9 +9,16 @@
 
 Every function takes a session and commits its own short write transaction (SQLite
 `BEGIN IMMEDIATE`, see db/session.py), so callers never hold the write lock for long.
-Functions that a worker calls on a run it holds take `worker_id`; they change the run only
-while that worker still owns it (a run re-queued behind a slow worker's back is not
-overwritten by it).
+
+Correct under concurrency on SQLite and PostgreSQL (READ COMMITTED, many workers on many
+machines): every state change is a conditional UPDATE that names the state it changes
+from (status, holder, attempts) and checks the row count, after reading that state with
+`SELECT ... FOR UPDATE` (a no-op on SQLite, whose BEGIN IMMEDIATE already serialises
+writers). So a stale writer (a worker that read the run before someone else changed it)
+never overwrites another worker's claim. Functions that a worker calls on a run it holds
+take `worker_id`; they change the run only while that worker still owns it.
+Times that workers compare (heartbeats, staleness) come from the database server's clock
+(`db_now`), not from each machine's.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import socket
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -65,6 +72,39 @@ def is_stale(heartbeat_at: datetime | None, now: datetime, stale_seconds: float)
     return heartbeat_at is None or heartbeat_at < now - timedelta(seconds=stale_seconds)
 
 
+# --- the database's clock and conditional updates ----------------------------------------
+
+def db_now(session: Session) -> datetime:
+    """Now by the database server's clock (naive UTC). Workers on many machines compare
+    heartbeats with it, so one machine's wrong clock cannot make another's run look dead.
+    SQLite lives on this machine: its clock is ours."""
+    if session.get_bind().dialect.name == "postgresql":
+        return session.scalar(text("SELECT timezone('UTC', statement_timestamp())"))
+    return utcnow()
+
+
+def _worker_is(worker_id: str | None):
+    return Run.worker_id.is_(None) if worker_id is None else Run.worker_id == worker_id
+
+
+def _read_for_update(session: Session, *cond, skip_locked: bool = False):
+    """The state of the run(s) matching `cond`, locked until the transaction ends."""
+    stmt = select(Run.id, Run.kind, Run.status, Run.worker_id, Run.attempts, Run.max_attempts,
+                  Run.heartbeat_at).where(*cond).order_by(Run.id)
+    return session.execute(stmt.with_for_update(skip_locked=skip_locked)).all()
+
+
+def _change(session: Session, row, *also, **values) -> bool:
+    """Compare-and-set: update the run only if it is still as `row` read it (status, holder,
+    attempts, plus the conditions `also`). False (nothing written) if it changed."""
+    return session.execute(
+        update(Run)
+        .where(Run.id == row.id, Run.status == row.status, _worker_is(row.worker_id),
+               Run.attempts == row.attempts, *also)
+        .values(**values)
+    ).rowcount == 1
+
+
 # --- app side ----------------------------------------------------------------------------
 
 def enqueue(
@@ -79,8 +119,8 @@ def enqueue(
     """Add a run to the queue and return it (committed)."""
     if kind not in RUN_KINDS:
         raise JobError(f"run kind {kind!r} is not one of {RUN_KINDS}")
-    now = utcnow()
     with write_transaction(session):
+        now = db_now(session)  # queued_at orders the queue: one clock for every machine
         run = Run(
             project_id=project_id,
             prompt_config_id=prompt_config_id,
@@ -92,6 +132,7 @@ def enqueue(
             progress=0.0,
             created_at=now,
             queued_at=now,
+            user_id=session.info.get("user_id"),  # who started it (the app's signed-in user)
         )
         session.add(run)
     return run
@@ -100,8 +141,8 @@ def enqueue(
 def request_cancel(session: Session, run_id: int) -> str:
     """Queued -> cancelled at once; running -> cancelling (its worker stops at the next step
     and marks it cancelled). Returns the run's status afterwards (unchanged if finished)."""
-    now = utcnow()
     with write_transaction(session):
+        now = db_now(session)
         done = session.execute(
             update(Run).where(Run.id == run_id, Run.status == QUEUED)
             .values(status=CANCELLED, finished_at=now, phase="cancelled")
@@ -121,47 +162,41 @@ def retry(session: Session, run_id: int) -> Run:
     """Re-queue a failed or cancelled run from scratch: its metrics, losses, pseudo-labels and
     artifacts (rows and files) are removed and its attempts start again at 0."""
     with write_transaction(session):
-        run = _get_for_action(session, run_id, "retry")
+        row = _finished_row(session, run_id, "retry")
+        _requeue(session, row, progress=0.0, current_round=None, total_rounds=None, step=None,
+                 total_steps=None, phase=None, resumed_from_round=None, started_at=None)
         for model in (RunStep, RoundMetric, PseudoLabel, Artifact):
             session.execute(delete(model).where(model.run_id == run_id))
-        _requeue_fields(run)
-        run.progress = 0.0
-        run.current_round = run.total_rounds = run.step = run.total_steps = None
-        run.phase = None
-        run.resumed_from_round = None
-        run.started_at = None
     shutil.rmtree(run_dir(run_id), ignore_errors=True)
-    return run
+    return session.get(Run, run_id, populate_existing=True)
 
 
 def resume(session: Session, run_id: int) -> Run:
     """Re-queue a failed or cancelled run so that it continues from its last finished round
     checkpoint (`JobError` when it has none: use `retry`)."""
     with write_transaction(session):
-        run = _get_for_action(session, run_id, "resume")
-        if run.kind != "train" or latest_checkpoint(session, run_id) is None:
+        row = _finished_row(session, run_id, "resume")
+        if row.kind != "train" or latest_checkpoint(session, run_id) is None:
             raise JobError(f"run {run_id} has no round checkpoint to resume from; retry it instead")
-        _requeue_fields(run)
-    return run
+        _requeue(session, row)
+    return session.get(Run, run_id, populate_existing=True)
 
 
-def _get_for_action(session: Session, run_id: int, action: str) -> Run:
-    run = session.get(Run, run_id, populate_existing=True)
-    if run is None:
+def _finished_row(session: Session, run_id: int, action: str):
+    rows = _read_for_update(session, Run.id == run_id)
+    if not rows:
         raise JobError(f"run {run_id} does not exist")
-    if run.status not in (FAILED, CANCELLED):
-        raise JobError(f"run {run_id} is {run.status}: only failed or cancelled runs can {action}")
-    return run
+    if rows[0].status not in (FAILED, CANCELLED):
+        raise JobError(f"run {run_id} is {rows[0].status}: only failed or cancelled runs can {action}")
+    return rows[0]
 
 
-def _requeue_fields(run: Run) -> None:
-    run.status = QUEUED
-    run.attempts = 0
-    run.error = None
-    run.worker_id = None
-    run.finished_at = None
-    run.heartbeat_at = None
-    run.queued_at = utcnow()
+def _requeue(session: Session, row, **values) -> None:
+    """Back to the queue, attempts from 0 (retry / resume by a user)."""
+    if not _change(session, row, status=QUEUED, attempts=0, error=None, worker_id=None,
+                   finished_at=None, heartbeat_at=None, not_before=None,
+                   queued_at=db_now(session), **values):
+        raise JobError(f"run {row.id} changed while it was being re-queued; look again")
 
 
 def latest_checkpoint(session: Session, run_id: int) -> Artifact | None:
@@ -186,8 +221,8 @@ def register_worker(
 ) -> Worker:
     host = host or socket.gethostname()
     pid = pid if pid is not None else os.getpid()
-    now = utcnow()
     with write_transaction(session):
+        now = db_now(session)
         worker = Worker(
             id=f"{host[:40]}-{pid}-{uuid.uuid4().hex[:8]}",
             host=host, pid=pid, device=device, started_at=now, heartbeat_at=now,
@@ -201,8 +236,8 @@ def prune_workers(session: Session, *, older_than: timedelta = WORKER_RETENTION,
                   now: datetime | None = None) -> int:
     """Delete `workers` rows silent for longer than `older_than` that no run refers to (a
     worker that ran something stays, so a run keeps saying where it ran). Returns how many."""
-    cutoff = (now or utcnow()) - older_than
     with write_transaction(session):
+        cutoff = (now or db_now(session)) - older_than
         return session.execute(
             delete(Worker).where(Worker.heartbeat_at < cutoff,
                                  Worker.id.not_in(select(Run.worker_id)
@@ -217,8 +252,8 @@ def unregister_worker(session: Session, worker_id: str) -> None:
 
 def heartbeat(session: Session, worker_id: str) -> None:
     """The worker is alive: refresh its heartbeat and that of the runs it holds."""
-    now = utcnow()
     with write_transaction(session):
+        now = db_now(session)
         session.execute(update(Worker).where(Worker.id == worker_id).values(heartbeat_at=now))
         session.execute(
             update(Run)
@@ -230,13 +265,12 @@ def heartbeat(session: Session, worker_id: str) -> None:
 def claim(session: Session, worker_id: str, *, device: str | None = None) -> Run | None:
     """Atomically take the oldest queued run for `worker_id` (attempts + 1); None when the
     queue is empty or another worker was faster."""
-    now = utcnow()
-    oldest = (
-        select(Run.id).where(Run.status == QUEUED).order_by(Run.queued_at, Run.id).limit(1)
-    )
     with write_transaction(session):
-        if session.get_bind().dialect.name == "postgresql":
-            oldest = oldest.with_for_update(skip_locked=True)
+        now = db_now(session)
+        oldest = (
+            select(Run.id).where(Run.status == QUEUED).order_by(Run.queued_at, Run.id).limit(1)
+            .with_for_update(skip_locked=True)  # PostgreSQL: skip runs another claim holds
+        )
         run_id = session.scalar(oldest)
         if run_id is None:
             return None
@@ -281,10 +315,11 @@ def finish(
     """Mark a held run succeeded (or `status=CANCELLED`). False if the worker lost it."""
     if status not in (SUCCEEDED, CANCELLED):
         raise JobError(f"finish() sets succeeded or cancelled, not {status!r}")
-    values = {"status": status, "finished_at": utcnow(), "phase": status}
+    values = {"status": status, "phase": status}
     if status == SUCCEEDED:
         values.update(progress=1.0, error=None)
     with write_transaction(session):
+        values["finished_at"] = db_now(session)
         return bool(
             session.execute(update(Run).where(*_owned(run_id, worker_id)).values(**values)).rowcount
         )
@@ -301,43 +336,38 @@ def fail(
     """Record a failure (message + traceback) and apply the retry policy: back to the queue
     while attempts are left, else failed. A run whose cancel was requested ends cancelled.
     Returns the new status (None if the worker no longer held the run)."""
-    now = utcnow()
     with write_transaction(session):
-        run = session.scalars(select(Run).where(*_owned(run_id, worker_id))).first()
-        if run is None:
+        rows = _read_for_update(session, *_owned(run_id, worker_id))
+        if not rows:
             return None
-        session.refresh(run)
-        if run.status == CANCELLING:
+        row, now = rows[0], db_now(session)
+        if row.status == CANCELLING:
             new = CANCELLED
         else:
-            new = status_after_failure(run.attempts, run.max_attempts, retryable)
-        run.status = new
-        run.error = f"attempt {run.attempts} of {run.max_attempts}: {error}"
-        run.phase = "retrying" if new == QUEUED else new
+            new = status_after_failure(row.attempts, row.max_attempts, retryable)
+        values = {"status": new, "error": f"attempt {row.attempts} of {row.max_attempts}: {error}",
+                  "phase": "retrying" if new == QUEUED else new}
         if new == QUEUED:
-            run.worker_id = None
-            run.queued_at = now
+            values.update(worker_id=None, queued_at=now)
         else:
-            run.finished_at = now
-    return new
+            values.update(finished_at=now)
+        return new if _change(session, row, **values) else None
 
 
 def release(session: Session, run_id: int, *, worker_id: str | None = None) -> str | None:
     """A worker shutting down hands a held run back: re-queued without counting the attempt
     (it resumes from its last round checkpoint), or cancelled if a cancel was requested."""
-    now = utcnow()
     with write_transaction(session):
-        run = session.scalars(select(Run).where(*_owned(run_id, worker_id))).first()
-        if run is None:
+        rows = _read_for_update(session, *_owned(run_id, worker_id))
+        if not rows:
             return None
-        session.refresh(run)
-        if run.status == CANCELLING:
-            run.status, run.finished_at, run.phase = CANCELLED, now, CANCELLED
+        row, now = rows[0], db_now(session)
+        if row.status == CANCELLING:
+            new, values = CANCELLED, {"finished_at": now, "phase": CANCELLED}
         else:
-            run.status, run.phase = QUEUED, "interrupted"
-            run.attempts = max(run.attempts - 1, 0)
-            run.worker_id, run.queued_at = None, now
-        return run.status
+            new, values = QUEUED, {"phase": "interrupted", "attempts": max(row.attempts - 1, 0),
+                                   "worker_id": None, "queued_at": now}
+        return new if _change(session, row, status=new, **values) else None
 
 
 def requeue_stale(
@@ -345,30 +375,31 @@ def requeue_stale(
 ) -> list[int]:
     """Runs held by a worker whose heartbeat is older than `stale_seconds` (default from the
     settings) go back to the queue (the lost try counts as an attempt; out of attempts ->
-    failed; cancel requested -> cancelled). Returns the ids of the runs changed."""
+    failed; cancel requested -> cancelled). Returns the ids of the runs changed. `now`
+    (tests) replaces the database's clock."""
     stale_seconds = stale_seconds or get_settings().stale_seconds
-    now = now or utcnow()
-    cutoff = now - timedelta(seconds=stale_seconds)
-    stale = or_(Run.heartbeat_at.is_(None), Run.heartbeat_at < cutoff)
+    session.rollback()  # end any open read so that the answer is current
+    now = now or db_now(session)
+    stale = or_(Run.heartbeat_at.is_(None), Run.heartbeat_at < now - timedelta(seconds=stale_seconds))
     # Cheap read first: the common case (nothing stale) takes no write lock.
-    session.rollback()
     if session.scalar(select(Run.id).where(Run.status.in_(ACTIVE_STATUSES), stale).limit(1)) is None:
         session.rollback()
         return []
     changed = []
     with write_transaction(session):
-        candidates = select(Run).where(Run.status.in_(ACTIVE_STATUSES), stale)
-        for run in session.scalars(candidates.execution_options(populate_existing=True)):
-            lost = f"worker {run.worker_id} stopped sending heartbeats (last {run.heartbeat_at})"
-            if run.status == CANCELLING:
-                run.status, run.finished_at, run.phase = CANCELLED, now, CANCELLED
+        # SKIP LOCKED: a run another worker is changing right now is theirs to change.
+        for row in _read_for_update(session, Run.status.in_(ACTIVE_STATUSES), stale,
+                                    skip_locked=True):
+            lost = f"worker {row.worker_id} stopped sending heartbeats (last {row.heartbeat_at})"
+            if row.status == CANCELLING:
+                values = {"status": CANCELLED, "finished_at": now, "phase": CANCELLED}
             else:
-                new = status_after_failure(run.attempts, run.max_attempts)
-                run.status = new
-                run.error = f"attempt {run.attempts} of {run.max_attempts}: {lost}"
+                new = status_after_failure(row.attempts, row.max_attempts)
+                values = {"status": new, "error": f"attempt {row.attempts} of {row.max_attempts}: {lost}"}
                 if new == QUEUED:
-                    run.phase, run.worker_id, run.queued_at = "requeued", None, now
+                    values.update(phase="requeued", worker_id=None, queued_at=now)
                 else:
-                    run.phase, run.finished_at = FAILED, now
-            changed.append(run.id)
+                    values.update(phase=FAILED, finished_at=now)
+            if _change(session, row, stale, **values):
+                changed.append(row.id)
     return changed

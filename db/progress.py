@@ -10,8 +10,8 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from db.jobs import ACTIVE_STATUSES
-from db.models import Artifact, PseudoLabel, RoundMetric, Run, RunStep, utcnow
+from db.jobs import ACTIVE_STATUSES, db_now
+from db.models import ARTIFACT_KEY_ROUND, Artifact, PseudoLabel, RoundMetric, Run, RunStep, utcnow
 from db.session import write_transaction
 
 _CHUNK = 500  # rows per INSERT (SQLite's limit on bound parameters)
@@ -31,7 +31,7 @@ def _dialect_insert(session: Session, model):
     return dialect_insert(model)
 
 
-def _upsert(session: Session, model, rows: Sequence[dict], keys: list[str]) -> None:
+def _upsert(session: Session, model, rows: Sequence[dict], keys: list) -> None:
     for start in range(0, len(rows), _CHUNK):
         stmt = _dialect_insert(session, model).values(list(rows[start:start + _CHUNK]))
         update_cols = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
@@ -57,7 +57,7 @@ def update_progress(
     steps = [dict(s, run_id=run_id) for s in steps]
     with write_transaction(session):
         if not session.execute(
-            update(Run).where(*cond).values(heartbeat_at=utcnow(), **fields)
+            update(Run).where(*cond).values(heartbeat_at=db_now(session), **fields)
         ).rowcount:
             return None
         for start in range(0, len(steps), _CHUNK):
@@ -139,15 +139,17 @@ def add_artifact(
     round: int | None = None,
 ) -> Artifact:
     """Record a file or directory of a run; replaces an earlier record of the same
-    (kind, round), e.g. the checkpoint of a round that a resumed run wrote again."""
+    (kind, round), e.g. the checkpoint of a round that a resumed run wrote again. One upsert
+    on the unique key (run_id, kind, round): two writers never leave two rows."""
+    row = {"run_id": run_id, "kind": kind, "round": round, "path": str(path),
+           "sha256": sha256, "bytes": int(bytes), "created_at": utcnow()}
     same_round = Artifact.round.is_(None) if round is None else Artifact.round == round
     with write_transaction(session):
-        session.execute(
-            delete(Artifact).where(Artifact.run_id == run_id, Artifact.kind == kind, same_round)
-        )
-        artifact = Artifact(run_id=run_id, kind=kind, round=round, path=str(path),
-                            sha256=sha256, bytes=int(bytes), created_at=utcnow())
-        session.add(artifact)
+        _upsert(session, Artifact, [row], ["run_id", "kind", ARTIFACT_KEY_ROUND])
+        artifact = session.scalars(
+            select(Artifact).where(Artifact.run_id == run_id, Artifact.kind == kind, same_round)
+            .execution_options(populate_existing=True)
+        ).one()
     return artifact
 
 

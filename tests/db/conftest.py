@@ -1,16 +1,22 @@
-"""A fresh SQLite database at head for each test (no model needed)."""
+"""A fresh database at head for each test (no model needed), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import pytest
 
+from tests.conftest import both_engines, use_database
+
+
+def pytest_generate_tests(metafunc):
+    both_engines(metafunc)
+
 
 @pytest.fixture()
-def db_settings(tmp_path, monkeypatch):
+def db_settings(tmp_path, monkeypatch, database_url):
     from db.settings import get_settings
 
     monkeypatch.setenv("LIST_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("LIST_DATABASE_URL", raising=False)
+    use_database(monkeypatch, database_url)
     get_settings.cache_clear()
     yield get_settings()
     get_settings.cache_clear()

@@ -189,3 +189,46 @@ def test_old_silent_workers_that_ran_nothing_are_pruned(session, project):
     assert {w.id for w in session.query(Worker)} == {busy, recent}
     jobs.register_worker(session, device="cpu")  # registering prunes too (nothing left to)
     assert session.get(Worker, busy) is not None
+
+
+def test_artifacts_are_unique_per_run_kind_round_and_64_bit(session, project, worker_id):
+    from sqlalchemy.exc import IntegrityError
+
+    run = jobs.enqueue(session, project.id, {})
+    three_gib = 3 * 1024**3
+    for i in range(3):  # the model (round NULL) written three times: one row, the last
+        add_artifact(session, run.id, "model", f"m{i}", sha256=str(i) * 64, bytes=three_gib + i)
+        add_artifact(session, run.id, "checkpoint", f"c{i}", sha256="0" * 64, bytes=1, round=1)
+    session.rollback()
+    rows = session.query(Artifact).filter_by(run_id=run.id).order_by(Artifact.kind).all()
+    assert [(a.kind, a.round, a.path, a.bytes) for a in rows] == [
+        ("checkpoint", 1, "c2", 1), ("model", None, "m2", three_gib + 2)]
+    session.add(Artifact(run_id=run.id, kind="model", round=None, path="dup", sha256="", bytes=0))
+    with pytest.raises(IntegrityError):  # the key itself refuses a second row
+        session.commit()
+    session.rollback()
+
+
+def test_retry_and_resume_change_only_a_finished_run(session, project, worker_id):
+    run = jobs.enqueue(session, project.id, {}, max_attempts=1)
+    jobs.claim(session, worker_id)
+    jobs.fail(session, run.id, "boom", worker_id=worker_id)
+    assert jobs.retry(session, run.id).status == QUEUED
+    with pytest.raises(jobs.JobError, match="is queued"):  # a second click changes nothing
+        jobs.retry(session, run.id)
+    assert jobs.claim(session, worker_id).attempts == 1
+
+
+def test_heartbeats_use_the_database_clock(session, project, worker_id, monkeypatch, database_url):
+    """A worker whose own clock is an hour behind must not make its runs look dead."""
+    if database_url is None:
+        pytest.skip("SQLite runs on this machine: its clock is the database's clock")
+    run = jobs.enqueue(session, project.id, {})
+    jobs.claim(session, worker_id)
+    behind = utcnow() - timedelta(hours=1)
+    monkeypatch.setattr("db.jobs.utcnow", lambda: behind)
+    monkeypatch.setattr("db.models.utcnow", lambda: behind)
+    jobs.heartbeat(session, worker_id)
+    assert jobs.requeue_stale(session, stale_seconds=60) == []
+    session.refresh(run)
+    assert abs((run.heartbeat_at - jobs.db_now(session)).total_seconds()) < 60

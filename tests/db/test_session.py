@@ -23,12 +23,14 @@ def _try_write_lock(path) -> bool:
         conn.close()
 
 
+@pytest.mark.sqlite_only
 def test_pragmas(session):
     assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     assert session.execute(text("PRAGMA foreign_keys")).scalar() == 1
     assert session.execute(text("PRAGMA busy_timeout")).scalar() >= 10_000
 
 
+@pytest.mark.sqlite_only
 def test_begin_write_takes_the_lock_and_plain_reads_do_not(session, db_settings):
     path = db_settings.data_dir / "list.db"
     session.execute(text("SELECT count(*) FROM runs")).scalar()  # deferred read transaction
