@@ -30,8 +30,11 @@ def _header(s, run) -> None:
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Status", row_status)
     c2.metric("Elapsed", format_duration(run_service.duration_s(run)))
-    eta = run_service.eta_s(run)
-    c3.metric("Time left (ETA)", format_duration(eta) if eta is not None else "-")
+    eta = run_service.eta_s(s, run)
+    measuring = eta is None and run.status == "running"
+    c3.metric("Time left (ETA)", format_duration(eta) if eta is not None else
+              ("measuring…" if measuring else "-"),
+              help="From the step times this run has measured so far, phase by phase.")
     c4.metric("Device", run.device or "-")
     if run.status == "failed" and run.error:
         st.error("The run failed. The error:", icon=":material/error:")

@@ -8,6 +8,7 @@ import streamlit as st
 from app import ui
 from app.services import ServiceError, training
 from app.services import prompts as prompt_service
+from app.services import runs as run_service
 
 PROGRESS_RUN_KEY = "progress_run_id"
 
@@ -125,8 +126,9 @@ def main() -> None:
                               key=f"train_model_{config_id}").strip() or model_default
 
         preset = st.radio("Preset", training.PRESETS, key="train_preset", horizontal=True,
-                          help="quick: a few minutes on a CPU. paper: the reference settings "
-                          "(RoBERTa-large on a GPU). custom: set the main knobs.")
+                          help="quick: the fast settings the benchmark chose. paper: the "
+                          "reference settings (RoBERTa-large on a GPU). custom: set the main "
+                          "knobs. What each costs on this corpus and machine is shown below.")
         overrides, bottleneck = ({}, None)
         if preset == "custom":
             overrides, bottleneck = _knobs(preset)
@@ -174,6 +176,11 @@ def main() -> None:
                   f"{params.trainable:,}" if params else "-",
                   help=f"of {params.total:,} in total" if params else None)
         m4.metric("Estimated time", estimate.short, help=estimate.text)
+        costs = training.preset_estimates(counts, summary.evaluation.size,
+                                          params.total if params else None, device, measured,
+                                          length.max_length if length else None)
+        st.caption("On this corpus and this machine: "
+                   + "; ".join(f"{p} preset {e.text}" for p, e in costs.items()) + ".")
         rounds = list_config.get("rounds", 0)
         st.caption(
             f"Teacher: {list_config['teacher_steps']} steps; then {rounds} round(s) of "
@@ -202,6 +209,9 @@ def main() -> None:
             text = warning if warning.endswith(training.START_WORKER_HINT) else ui.md(warning)
             st.warning(text, icon=":material/warning:")
 
+        wait = run_service.wait_message(s, workers=len(summary.workers))
+        if wait and summary.workers:
+            st.info(wait, icon=":material/hourglass_empty:")
         if st.button("Start training", type="primary", disabled=not summary.can_start,
                      key="start_training"):
             try:
@@ -215,6 +225,9 @@ def main() -> None:
                 st.session_state[PROGRESS_RUN_KEY] = run.id
                 st.success(f"Run #{run.id} queued. Follow it on the Live progress page.",
                            icon=":material/rocket_launch:")
+                wait = run_service.wait_message(s, run, workers=len(summary.workers))
+                if wait:
+                    st.info(wait, icon=":material/hourglass_empty:")
                 if not summary.workers:
                     st.info(training.START_WORKER_HINT)
 

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.services import ServiceError
+from app.services import ServiceError, users
 from db import queries
 from db.models import (
     CANCELLED,
     CANCELLING,
     FAILED,
     FINISHED_STATUSES,
+    OWNER,
     QUEUED,
     RUNNING,
     SUCCEEDED,
@@ -26,6 +27,7 @@ from db.models import (
     PseudoLabel,
     RoundMetric,
     Run,
+    RunStep,
     utcnow,
 )
 from db.writes import retry_busy
@@ -73,15 +75,23 @@ def duration_s(run: Run, now=None) -> float | None:
     return max(0.0, (end - run.started_at).total_seconds())
 
 
-def eta_s(run: Run, now=None) -> float | None:
-    """Remaining seconds from the elapsed time and the progress fraction (None when unknown)."""
-    if run.status not in (RUNNING, CANCELLING) or run.started_at is None:
+def eta_s(session: Session, run: Run) -> float | None:
+    """Seconds left of a running training run, priced from its own measured step times
+    (see app/services/eta.py); None while nothing has been measured yet."""
+    from app.services import eta
+
+    if run.status not in (RUNNING, CANCELLING) or run.kind != "train" or run.step is None:
         return None
-    p = float(run.progress or 0.0)
-    if p <= 0.01:
-        return None
-    elapsed = duration_s(run, now) or 0.0
-    return elapsed * (1.0 - p) / p
+    cfg = run.config or {}
+    rows = session.execute(
+        select(RunStep.round, RunStep.phase, RunStep.global_step, RunStep.created_at)
+        .where(RunStep.run_id == run.id).order_by(RunStep.id)
+    ).all()
+    data = cfg.get("data") or {}
+    return eta.remaining_seconds(
+        cfg.get("list_config") or {}, int(run.step), int(run.current_round or 0),
+        eta.measured_rates(rows), n_pool=int(data.get("unlabelled") or 0),
+        n_eval=int(data.get("evaluation") or 0))
 
 
 def _last_accuracy(session: Session, run_id: int) -> float | None:
@@ -100,7 +110,7 @@ def to_row(session: Session, run: Run, now=None) -> RunRow:
         id=run.id, kind=run.kind, status=run.status, progress=float(run.progress or 0.0),
         phase=run.phase, current_round=run.current_round, total_rounds=run.total_rounds,
         device=run.device, created_at=run.created_at, started_at=run.started_at,
-        finished_at=run.finished_at, duration_s=duration_s(run, now), eta_s=eta_s(run, now),
+        finished_at=run.finished_at, duration_s=duration_s(run, now), eta_s=eta_s(session, run),
         attempts=run.attempts, error=run.error, model=cfg.get("model"),
         preset=cfg.get("preset") or lc.get("preset"),
         accuracy=_last_accuracy(session, run.id) if run.kind == "train" else None,
@@ -118,6 +128,39 @@ def runs_signature(rows: list[RunRow]) -> tuple:
     return tuple((r.id, r.status, r.attempts) for r in rows)
 
 
+def queue_ahead(session: Session, run: Run | None = None) -> list[Run]:
+    """The runs a worker will take before `run` (before a new run when None): those
+    running, and those queued earlier, in every project (the queue is first in, first out)."""
+    stmt = select(Run).where(Run.status.in_((QUEUED, RUNNING, CANCELLING)))
+    if run is not None:
+        stmt = stmt.where(Run.id != run.id, (Run.status != QUEUED) | (Run.queued_at < run.queued_at)
+                          | ((Run.queued_at == run.queued_at) & (Run.id < run.id)))
+    return list(session.scalars(stmt.order_by(Run.queued_at, Run.id)))
+
+
+def wait_message(session: Session, run: Run | None = None, workers: int = 1) -> str | None:
+    """In words, what a run queued now (or `run`) waits for; None when it starts at once."""
+    ahead = queue_ahead(session, run)
+    if len(ahead) < max(1, workers):
+        return None
+    parts = []
+    for r in ahead[:3]:
+        if r.status == QUEUED:
+            parts.append(f"#{r.id} (queued)")
+        else:
+            left = eta_s(session, r)
+            parts.append(f"#{r.id} ({r.kind}, running"
+                         + (f", about {_minutes(left)} left)" if left is not None else ")"))
+    more = f" and {len(ahead) - 3} more" if len(ahead) > 3 else ""
+    who = "This run" if run is not None else "A new run"
+    return (f"{who} waits in the queue behind run {', '.join(parts)}{more}: each worker "
+            "trains one run at a time, so it starts when a worker is free.")
+
+
+def _minutes(seconds: float) -> str:
+    return f"{max(1, round(seconds / 60))} min"
+
+
 def get_run(session: Session, run_id: int, project_id: int | None = None) -> Run:
     run = queries.get_run(session, run_id)  # fresh from the database
     if run is None or (project_id is not None and run.project_id != project_id):
@@ -132,6 +175,7 @@ def cancel_run(session: Session, run_id: int) -> Run:
     from db import jobs
 
     run = get_run(session, run_id)
+    users.require(session, run.project_id, OWNER)
     if run.status in FINISHED_STATUSES:
         raise ServiceError(f"Run #{run_id} has already finished ({run.status}).")
     try:
@@ -146,6 +190,7 @@ def retry_run(session: Session, run_id: int) -> Run:
     from db import jobs
 
     run = get_run(session, run_id)
+    users.require(session, run.project_id, OWNER)
     if run.status not in (FAILED, CANCELLED):
         raise ServiceError(f"Only failed or cancelled runs can be retried (#{run_id} is {run.status}).")
     try:
@@ -160,6 +205,7 @@ def resume_run(session: Session, run_id: int) -> Run:
     from db import jobs
 
     run = get_run(session, run_id)
+    users.require(session, run.project_id, OWNER)
     if run.status not in (FAILED, CANCELLED):
         raise ServiceError(f"Only failed or cancelled runs can be resumed (#{run_id} is {run.status}).")
     if last_checkpoint_round(session, run_id) is None:

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.services import ServiceError
+from app.services import ServiceError, users
 from db.models import (
+    OWNER,
     SUCCEEDED,
     Document,
     Label,
@@ -25,6 +26,7 @@ from db.models import (
 )
 from db.session import write_transaction
 from db.settings import get_settings
+from db.writes import retry_busy
 
 MODES = ("prompt", "classic")
 PRESETS = ("quick", "paper", "custom")
@@ -200,6 +202,7 @@ def hold_out_labels(
 ) -> int:
     """Mark up to `per_class` training labels of each class as held out (evaluation set),
     always leaving at least `keep_train` per class for training. Returns how many moved."""
+    users.require(session, project_id, OWNER)
     if per_class < 1:
         raise ServiceError("Hold out at least one label per class.")
     rng = random.Random(seed)
@@ -223,6 +226,7 @@ def hold_out_labels(
 
 def release_held_out(session: Session, project_id: int) -> int:
     """Put every held-out label back into the training set."""
+    users.require(session, project_id, OWNER)
     with write_transaction(session):
         labels = session.scalars(
             select(Label).where(Label.project_id == project_id, Label.held_out.is_(True))
@@ -429,6 +433,21 @@ def estimate_time(cfg: dict, counts: DataCounts, n_eval: int, total_params: int 
     )
 
 
+def preset_estimates(counts: DataCounts, n_eval: int, total_params: int | None,
+                     device: str | None, measured_s_per_unit: float | None = None,
+                     max_length: int | None = None) -> dict[str, TimeEstimate]:
+    """What each fixed preset would cost on this corpus and this machine (the same basis as
+    `estimate_time`; `max_length` as chosen for these documents)."""
+    out = {}
+    for preset in ("quick", "paper"):
+        cfg = build_list_config(preset)
+        if max_length:
+            cfg["max_length"] = max_length
+        out[preset] = estimate_time(cfg, counts, n_eval, total_params, device,
+                                    measured_s_per_unit)
+    return out
+
+
 # ----------------------------------------------------------------------------- summary
 
 
@@ -498,6 +517,7 @@ def start_training(session: Session, project_id: int, prompt_config_id: int, *,
     """Check everything again and enqueue a training run for the worker."""
     from db import jobs
 
+    users.require(session, project_id, OWNER)
     if mode not in MODES:
         raise ServiceError(f"Unknown mode {mode!r}: pick prompt or classic.")
     summary = training_summary(session, project_id, prompt_config_id, eval_source, tokenizer, mode)
@@ -533,10 +553,10 @@ def start_training(session: Session, project_id: int, prompt_config_id: int, *,
     if session.in_transaction():
         session.commit()
     try:
-        return jobs.enqueue(
+        return retry_busy(lambda: jobs.enqueue(
             session, project_id=project_id, kind="train", config=run_config,
             prompt_config_id=prompt_config_id,
-        )
+        ), "start training")
     except jobs.JobError as exc:
         raise ServiceError(str(exc)) from exc
 

@@ -33,3 +33,32 @@ def test_pseudo_accuracy_chart_says_why_it_is_empty(trained, trained_db):
     trained_db.query(Document).update({Document.gold_label: None})
     trained_db.commit()
     assert "no imported gold label" in run_service.pseudo_accuracy_note(trained_db, finished)
+
+
+def test_train_page_prices_presets_and_says_a_new_run_will_wait(db, labelled_project):
+    from tests.app2.conftest import app_test
+
+    project, config = labelled_project
+    first = training.start_training(db, project.id, config.id,
+                                    list_config=training.build_list_config("custom", TINY_CONFIG))
+    at = app_test("train.py", project.id).run()
+    assert not at.exception, at.exception
+    captions = " ".join(c.value for c in at.caption)
+    assert "On this corpus and this machine: quick preset" in captions
+    assert "paper preset" in captions
+    assert "a few minutes" not in at.radio(key="train_preset").help
+    at.button(key="start_training").click().run()
+    assert not at.exception, at.exception
+    infos = " ".join(i.value for i in at.info)
+    assert f"This run waits in the queue behind run #{first.id} (queued)" in infos
+
+
+def test_wait_message_names_the_runs_ahead(db, labelled_project):
+    project, config = labelled_project
+    cfg = training.build_list_config("custom", TINY_CONFIG)
+    assert run_service.wait_message(db) is None  # an empty queue: starts at once
+    a = training.start_training(db, project.id, config.id, list_config=cfg)
+    b = training.start_training(db, project.id, config.id, list_config=cfg)
+    assert run_service.wait_message(db, a) is None  # first in line
+    assert f"behind run #{a.id} (queued)" in run_service.wait_message(db, b)
+    assert run_service.wait_message(db, b, workers=2) is None  # a second worker takes it

@@ -307,5 +307,5 @@ def test_progress_page_warns_about_a_silent_worker(db, labelled_project):
     assert not at.exception, at.exception
     assert any("gone silent" in w.value for w in at.warning)
     assert at.get("progress")[0].proto.text.startswith("Round 1 of 2")
-    eta = {m.label: m.value for m in at.metric}["Time left (ETA)"]
-    assert eta.endswith("s") or "min" in eta
+    # no step time measured: no guess from the elapsed time (test_eta.py has the measured case)
+    assert {m.label: m.value for m in at.metric}["Time left (ETA)"] == "measuring…"
