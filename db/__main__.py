@@ -1,4 +1,5 @@
-"""`python -m db upgrade | current | heads | revision -m MESSAGE` (schema migrations)."""
+"""`python -m db upgrade | current | heads | revision -m MESSAGE` (schema migrations);
+`python -m db export-labels --project P --out DIR` (a project's labels as files)."""
 
 from __future__ import annotations
 
@@ -21,13 +22,31 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("heads", help="print the newest revision of the migration scripts")
     rev = sub.add_parser("revision", help="autogenerate a migration from the models")
     rev.add_argument("-m", "--message", required=True)
+    exp = sub.add_parser("export-labels", help="write a project's labels (full text, label, "
+                         "source, held-out/gold flags, timestamps, trained runs) into a folder")
+    exp.add_argument("--project", required=True, help="project id or exact name")
+    exp.add_argument("--out", required=True, help="folder for labels.csv, labels.jsonl, "
+                     "labels.parquet and labels_dataset/ (datasets.load_from_disk)")
+    exp.add_argument("--format", dest="formats", nargs="+", default=None,
+                     help="any of csv jsonl parquet datasets (default: all four)")
+    exp.add_argument("--database-url", default=None,
+                     help="SQLAlchemy URL, e.g. sqlite:///data/list.db (default: the settings')")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
 
-    url = get_settings().database_url
-    if args.command == "upgrade":
+    url = getattr(args, "database_url", None) or get_settings().database_url
+    if args.command == "export-labels":
+        # imported here: pandas and pyarrow would slow down every `python -m db upgrade`
+        from db.label_export import FORMATS, LabelExportError, export_from_url
+
+        try:
+            print(export_from_url(url, args.project, args.out, tuple(args.formats or FORMATS)))
+        except LabelExportError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    elif args.command == "upgrade":
         print(f"[db] schema at {upgrade_to_head(url)} ({safe_url(url)})", file=sys.stderr)
     elif args.command == "current":
         engine = make_engine(url)

@@ -3,6 +3,8 @@ target, and which document comes next (random, diverse, keyword)."""
 
 from __future__ import annotations
 
+import functools
+
 import streamlit as st
 
 from app import ui
@@ -12,6 +14,7 @@ from app.services import labelling as label_service
 from app.services import prompts as prompt_service
 from app.services import runs as run_service
 from app.services.training import fresh_workers
+from db import label_export
 
 EMBED_REFRESH_SECONDS = 2.0
 
@@ -295,3 +298,29 @@ else:
             label_service.remove_label(s, pid, int(review_doc))
         flash(f"Label of document {review_doc} deleted.", "success")
         st.rerun()
+
+    # ------------------------------------------------------------ export
+    FORMAT_NAMES = {"csv": "CSV", "jsonl": "JSONL", "parquet": "Parquet",
+                    "datasets": "datasets folder (zip)"}
+
+    def labels_file(fmt: str) -> bytes:  # built only when its button is clicked
+        with ui.session() as s:
+            labels = label_export.labels_table(s, pid)
+        folder = label_export.file_name(project.name, fmt).removesuffix(".zip")
+        return label_export.labels_bytes(labels, fmt, folder_name=folder)
+
+    with st.expander("Export labels", icon=":material/download:"):
+        st.caption("Every label with its full text, the label, its source (human, accepted "
+                   "pseudo-label or imported), the held-out and gold flags, when it was made "
+                   "and changed (UTC), and the train runs that used it. Import any of these "
+                   "files into a new project with its label column to get the same labels. "
+                   "The CSV keeps the text exactly as stored, so a text starting with `=` "
+                   "could run as a formula if the file is double-clicked into a spreadsheet; "
+                   "the datasets folder loads with `datasets.load_from_disk`.")
+        for col, fmt in zip(st.columns(len(label_export.FORMATS)), label_export.FORMATS,
+                            strict=True):
+            col.download_button(FORMAT_NAMES[fmt], data=functools.partial(labels_file, fmt),
+                                file_name=label_export.file_name(project.name, fmt),
+                                mime=label_export.MIME[fmt], on_click="ignore",
+                                key=f"labels_export_{fmt}", icon=":material/download:",
+                                width="stretch")
