@@ -140,6 +140,45 @@ def train_config(model: str, *, long: bool, tiny: bool) -> dict:
 # ---------------------------------------------------------------- the probe
 
 
+def _app_action(latencies: list[float], failures: list[str], fn, *args):
+    """Time one user action done the way the app's pages do it (a service call)."""
+    from db.session import get_session
+
+    t0 = time.perf_counter()
+    try:
+        with get_session() as s:
+            return fn(s, *args)
+    except Exception as exc:  # a failed action is a figure of the probe
+        failures.append(f"{fn.__name__}: {type(exc).__name__}: {str(exc)[:200]}")
+    finally:
+        latencies.append(time.perf_counter() - t0)
+
+
+def _start_predict(session, project_id: int, source_run_id: int) -> int:
+    from app.services.predict import start_predict
+
+    return start_predict(session, project_id, source_run_id).id
+
+
+def _import_more(session, project_id: int, n: int, tiny: bool) -> None:
+    import pandas as pd
+
+    from app.services import corpus
+
+    texts = [f"{t} (second batch {i})" for i, (t, _) in enumerate(_texts(n, tiny))]
+    report = corpus.import_documents(session, project_id, pd.DataFrame({"text": texts}),
+                                     text_column="text", filename="more.csv")
+    if report.imported != n:
+        raise AssertionError(f"imported {report.imported} of {n}")
+
+
+def _save_prompt(session, project_id: int, model: str) -> None:
+    from app.services import prompts
+
+    prompts.save_prompt_config(session, project_id, template="{text} All in all, it was {mask}.",
+                               verbalizer={"negative": "bad", "positive": "good"}, model=model)
+
+
 def _start_worker(env: dict, log: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "worker", "--poll", "0.2"], cwd=ROOT, env=env,
                             stdout=log.open("w"), stderr=subprocess.STDOUT)
@@ -211,17 +250,26 @@ def probe(*, seconds: float, data_dir: Path, model: str, tiny: bool, n_docs: int
             [sys.executable, "-m", "bench.concurrency", "--labeller", str(project_id),
              "--seconds", str(seconds), "--think", str(think), "--seed", str(i),
              "--out", str(out)], cwd=ROOT, env=env) for i, out in enumerate(outs)]
-        predict_latency, predict_runs, started = [], [], time.monotonic()
+        app_actions: dict[str, list[float]] = {"start_predict": [], "import_3000": [],
+                                               "save_prompt": []}
+        app_failures: list[str] = []
+        predict_runs, started, imported = [], time.monotonic(), False
         while any(p.poll() is None for p in procs):
-            if time.monotonic() - started < seconds and (
+            elapsed = time.monotonic() - started
+            if elapsed < seconds and (
                     not predict_runs or status(predict_runs[-1]) in (SUCCEEDED, "failed")):
-                from app.services.predict import start_predict
-
-                t0 = time.perf_counter()
-                with get_session() as s:
-                    predict_runs.append(start_predict(s, project_id, source.id).id)
-                predict_latency.append(time.perf_counter() - t0)
-            time.sleep(0.5)
+                run_id = _app_action(app_actions["start_predict"], app_failures,
+                                     _start_predict, project_id, source.id)
+                if run_id:
+                    predict_runs.append(run_id)
+            if not imported and elapsed > seconds / 3:  # a new batch of documents mid-load
+                imported = True
+                _app_action(app_actions["import_3000"], app_failures, _import_more,
+                            project_id, 3000, tiny)
+            if elapsed < seconds:
+                _app_action(app_actions["save_prompt"], app_failures, _save_prompt, project_id,
+                            model)
+            time.sleep(1.0)
         long_status = status(long_run.id)
         if predict_runs:  # let the last predict run finish: its outcome is part of the figures
             _wait(lambda: status(predict_runs[-1]) in (SUCCEEDED, "failed"), setup_timeout,
@@ -257,7 +305,8 @@ def probe(*, seconds: float, data_dir: Path, model: str, tiny: bool, n_docs: int
         "long_run_status_at_end": long_status,
         "predict_runs": len(predict_runs), "predict_succeeded": predict_status.count(SUCCEEDED),
         "predict_status": predict_status,
-        "start_predict_latency": _percentiles(predict_latency),
+        "app_actions": {name: {"n": len(v), **_percentiles(v)} for name, v in app_actions.items()},
+        "app_failures": app_failures,
         "run_errors": errors,
         "worker_lock_errors": worker_log.lower().count("database is locked"),
         "worker_tracebacks": worker_log.count("Traceback"),

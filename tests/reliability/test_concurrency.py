@@ -25,5 +25,7 @@ def test_labelling_during_training_and_prediction_never_fails(tmp_path, tiny_ber
     assert figures["events_stored"] == figures["events_reported"], figures
     assert figures["long_run_status_at_end"] == "running", figures  # training overlapped
     assert figures["predict_succeeded"] >= 1, figures
+    assert not figures["app_failures"], figures["app_failures"]  # import, prompt, predict
+    assert figures["app_actions"]["import_3000"]["n"] == 1, figures
     assert figures["worker_lock_errors"] == 0, figures
     assert not figures["run_errors"], figures
