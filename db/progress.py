@@ -80,6 +80,25 @@ def record_metrics(session: Session, run_id: int, round: int, metrics: dict) -> 
         _upsert(session, RoundMetric, [row], ["run_id", "round"])
 
 
+def record_eval_predictions(session: Session, run_id: int, round: int, gold: Sequence[int],
+                            probs: Sequence[Sequence[float]]) -> bool:
+    """Keep the per-example evaluation of one round (class index of each gold label and the
+    predicted probabilities, in label order) in its metrics row's details, for the
+    reliability diagram and the bootstrap intervals. False when the round has no row."""
+    with write_transaction(session):
+        row = session.scalar(select(RoundMetric).where(RoundMetric.run_id == run_id,
+                                                       RoundMetric.round == round))
+        if row is None:
+            return False
+        details = dict(row.details or {})
+        details["eval_predictions"] = {
+            "gold": [int(g) for g in gold],
+            "probs": [[float(f"{float(x):.5f}") for x in p] for p in probs],  # 5 decimals: small JSON
+        }
+        row.details = details
+    return True
+
+
 def record_pseudo_labels(
     session: Session,
     run_id: int,
@@ -151,6 +170,22 @@ def add_artifact(
             .execution_options(populate_existing=True)
         ).one()
     return artifact
+
+
+def forget_missing_artifacts(session: Session, run_id: int) -> list[str]:
+    """Delete the run's artifact rows whose files are gone from disk (someone deleted the
+    run's folder); returns their paths. Rows never point at nothing afterwards."""
+    from pathlib import Path
+
+    from db.settings import get_settings
+
+    data_dir = Path(get_settings().data_dir)
+    with write_transaction(session):
+        rows = session.scalars(select(Artifact).where(Artifact.run_id == run_id)).all()
+        gone = [a for a in rows if not (data_dir / a.path).exists()]  # absolute paths stay absolute
+        for a in gone:
+            session.delete(a)
+    return [a.path for a in gone]
 
 
 def truncate_after_round(

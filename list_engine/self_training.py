@@ -496,7 +496,12 @@ class LiSTTrainer:
                 "unlabeled_sha256") != _fingerprint(self.unlabeled):
             raise ValueError(f"checkpoint {path} was made on different data; resume needs the "
                              "same labelled and unlabelled examples")
-        state = load_file(str(path / STATE_NAME))
+        try:
+            state = load_file(str(path / STATE_NAME))
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # safetensors' own error for a cut-short or scribbled file
+            raise ValueError(f"checkpoint {path} is damaged ({exc})") from exc
         self.classifier.load_trainable_state(
             {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
         if "rng.torch" in state:

@@ -39,7 +39,8 @@ def exportable_runs(session: Session, project_id: int) -> list[Run]:
         .where(Run.project_id == project_id, Run.kind == "train", Run.status == SUCCEEDED)
         .order_by(Run.id.desc())
     ).all()
-    return [r for r in runs if model_artifact(session, r.id) is not None]
+    return [r for r in runs if (art := model_artifact(session, r.id)) is not None
+            and Path(art.path).is_dir()]
 
 
 def model_dir(session: Session, run_id: int) -> Path:
@@ -50,7 +51,11 @@ def model_dir(session: Session, run_id: int) -> Path:
         raise ServiceError(f"Run #{run_id} has no saved model (did it succeed?).")
     path = Path(art.path)
     if not path.is_dir():
-        raise ServiceError(f"The model files of run #{run_id} are missing from {path}.")
+        from db.progress import forget_missing_artifacts
+
+        forget_missing_artifacts(session, run_id)  # no row keeps pointing at nothing
+        raise ServiceError(f"The model files of run #{run_id} were deleted from disk ({path}). "
+                           "Retry the run to train it again.")
     try:
         read_model_dir(path)
     except (OSError, ValueError) as exc:
