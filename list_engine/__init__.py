@@ -9,14 +9,6 @@ __version__ = "0.1.0"
 
 from .callbacks import Callback, PseudoLabelEvent, StepEvent, TqdmCallback, TrainResult
 from .config import PRESETS, AdapterConfig, LiSTConfig
-from .modeling import (
-    ModelLoadError,
-    PromptClassifier,
-    load_tokenizer,
-    mean_pooled_embeddings,
-    resolve_device,
-    resolve_model_path,
-)
 from .prompts import (
     TASK_PRESETS,
     Example,
@@ -41,10 +33,19 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    # LiSTTrainer is imported lazily so that `import list_engine` stays light.
-    if name == "LiSTTrainer":
-        from .self_training import LiSTTrainer
+# Imported on first use, so that `import list_engine` (and `list_engine.reading`, which the
+# app's import page uses) stays light: these modules import torch.
+_LAZY = {
+    "LiSTTrainer": "self_training",
+    "ModelLoadError": "modeling", "PromptClassifier": "modeling", "load_tokenizer": "modeling",
+    "mean_pooled_embeddings": "modeling", "resolve_device": "modeling",
+    "resolve_model_path": "modeling",
+}
 
-        return LiSTTrainer
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'list_engine' has no attribute {name!r}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import sys
@@ -11,28 +10,53 @@ import time
 from pathlib import Path
 
 from .prompts import Example
+from .reading import MAX_DOCUMENT_CHARS
 
 
-def read_csv(path: str | Path, require_label: bool = False) -> list[Example]:
-    """Rows with `text` (or `text_a`/`text_b`), optional `label` and `id` columns."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        columns = set(reader.fieldnames or [])
-        if "text" not in columns and "text_a" not in columns:
-            raise SystemExit(f"{path}: needs a 'text' column (or 'text_a'/'text_b' for pairs); "
-                             f"found {sorted(columns)}")
-        if require_label and "label" not in columns:
-            raise SystemExit(f"{path}: needs a 'label' column")
-        rows = []
-        for i, row in enumerate(reader):
-            text = row.get("text") if "text" in columns else row.get("text_a")
-            label = row.get("label") if "label" in columns else None
-            rows.append(Example(text=text or "", text_b=row.get("text_b") or None,
-                                label=label if label not in ("", None) else None,
-                                id=row.get("id") or i))
-    if require_label and any(ex.label is None for ex in rows):
-        raise SystemExit(f"{path}: some rows have an empty label")
-    return rows
+def read_data(spec: str):
+    """A data argument as a DataFrame of strings: a file (CSV, TSV, JSONL, JSON, TXT,
+    Parquet), a `datasets` folder or a Hub dataset id; `DIR:SPLIT` picks a split."""
+    from .reading import ReadError, Table, split_source
+
+    source, split = split_source(spec)
+    try:
+        return Table(source, split=split).read()
+    except ReadError as exc:
+        raise ReadError(f"{spec}: {exc}") from None
+
+
+def read_examples(spec: str, require_label: bool = False, table=None) -> list[Example]:
+    """Rows with a text column (`text`, `sentence`, ... or `text_a` + `text_b` for pairs),
+    an optional `label` and `id`."""
+    from .reading import LABEL_NAMES, TEXT_NAMES, ReadError, text_column_warning
+
+    df = read_data(spec) if table is None else table
+    lower = {c.lower(): c for c in df.columns}
+    text = next((lower[n] for n in TEXT_NAMES if n in lower), None)
+    label = next((lower[n] for n in LABEL_NAMES if n in lower), None)
+    if text is None:
+        raise ReadError(f"{spec}: needs a text column named 'text' (or one of "
+                        f"{', '.join(TEXT_NAMES[1:])}; 'text_a'/'text_b' for pairs); found "
+                        f"{list(df.columns)}")
+    if require_label and label is None:
+        raise ReadError(f"{spec}: needs a 'label' column; found {list(df.columns)}")
+    if (warning := text_column_warning(df[text].head(1000), text)) is not None:
+        print(f"warning: {spec}: {warning}", file=sys.stderr)
+    texts = df[text].tolist()
+    texts_b = df[lower["text_b"]].tolist() if "text_b" in lower else [None] * len(df)
+    labels = df[label].str.strip().tolist() if label else [""] * len(df)
+    ids = df[lower["id"]].tolist() if "id" in lower else [""] * len(df)
+    if require_label and "" in labels:
+        raise ReadError(f"{spec}: row {labels.index('') + 1:,} has an empty label")
+    return [Example(text=t, text_b=b or None, label=lab or None, id=i or n)
+            for n, (t, b, lab, i) in enumerate(zip(texts, texts_b, labels, ids, strict=True))]
+
+
+DATA_HELP = f"""DATA: a table is a file (.csv, .tsv, .jsonl, .json, .txt with one document per
+line, .parquet), a folder written by `datasets` save_to_disk, or a Hub dataset id; DIR:SPLIT
+picks one split (e.g. data/sst2:train). The text column is 'text' (or sentence, document,
+content, body, review; text_a + text_b for pairs); labels are in 'label'. Documents may be up
+to {MAX_DOCUMENT_CHARS:,} characters long."""
 
 
 def _positive_int(text: str) -> int:
@@ -50,10 +74,12 @@ def _parser() -> argparse.ArgumentParser:
                                 description="LiST: few-shot text classification with prompts, "
                                             "adapters and meta re-weighted self-training.")
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train a classifier; writes DIR and DIR/metrics.json")
-    t.add_argument("--labeled", required=True, help="CSV with text (or text_a,text_b), label")
-    t.add_argument("--unlabeled", help="CSV with text (labels, if any, only for reporting)")
-    t.add_argument("--eval", help="labelled CSV evaluated after the teacher and every round")
+    t = sub.add_parser("train", help="train a classifier; writes DIR and DIR/metrics.json",
+                       epilog=DATA_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("--labeled", required=True, help="table with text (or text_a,text_b), label "
+                   "(see DATA below)")
+    t.add_argument("--unlabeled", help="table with text (labels, if any, only for reporting)")
+    t.add_argument("--eval", help="labelled table evaluated after the teacher and every round")
     t.add_argument("--template", default=None, help="e.g. '{text} It was {mask}.'")
     t.add_argument("--verbalizer", required=True,
                    help='JSON label -> word, e.g. \'{"neg": "terrible", "pos": "great"}\'')
@@ -71,16 +97,18 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     t.add_argument("--out", required=True, help="output model directory")
 
-    pr = sub.add_parser("predict", help="predict labels and probabilities for a CSV")
+    pr = sub.add_parser("predict", help="predict labels and probabilities for a table",
+                        epilog=DATA_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     pr.add_argument("--model-dir", required=True)
-    pr.add_argument("--input", required=True)
+    pr.add_argument("--input", required=True, help="table with a text column (see DATA)")
     pr.add_argument("--output", required=True)
     pr.add_argument("--batch-size", type=_positive_int, default=64)
     pr.add_argument("--device", default="auto")
 
-    ev = sub.add_parser("evaluate", help="print metrics JSON on a labelled CSV")
+    ev = sub.add_parser("evaluate", help="print metrics JSON on a labelled table",
+                        epilog=DATA_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     ev.add_argument("--model-dir", required=True)
-    ev.add_argument("--data", required=True)
+    ev.add_argument("--data", required=True, help="labelled table (see DATA)")
     ev.add_argument("--batch-size", type=_positive_int, default=64)
     ev.add_argument("--device", default="auto")
     ex = sub.add_parser("export", help="a model folder to hand over: the current format "
@@ -127,9 +155,9 @@ def cmd_train(args) -> int:
     if args.device is not None:
         overrides["device"] = args.device
     config = LiSTConfig.preset(args.preset, **overrides)
-    labeled = read_csv(args.labeled, require_label=True)
-    unlabeled = read_csv(args.unlabeled) if args.unlabeled else []
-    evaluation = read_csv(args.eval, require_label=True) if args.eval else None
+    labeled = read_examples(args.labeled, require_label=True)
+    unlabeled = read_examples(args.unlabeled) if args.unlabeled else []
+    evaluation = read_examples(args.eval, require_label=True) if args.eval else None
     start = time.time()
     classifier = PromptClassifier.create(args.model, args.template, verbalizer, mode=args.mode,
                                          max_length=config.max_length, device=config.device,
@@ -163,24 +191,17 @@ def cmd_predict(args) -> int:
     from .csv_safety import spreadsheet_safe
     from .modeling import PromptClassifier
 
+    table = read_data(args.input)
+    examples = read_examples(args.input, table=table)
     clf = PromptClassifier.from_pretrained(args.model_dir, device=args.device)
-    examples = read_csv(args.input)
     probs = clf.predict_proba(examples, batch_size=args.batch_size)
-    with open(args.input, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    fields = list(rows[0].keys()) if rows else ["text"]
-    fields += ["prediction"] + [f"prob_{label}" for label in clf.labels]
+    out = table.map(spreadsheet_safe)  # no formula runs when the CSV opens in a spreadsheet
+    out["prediction"] = [clf.labels[int(p.argmax())] for p in probs]
+    for j, label in enumerate(clf.labels):
+        out[f"prob_{label}"] = [f"{float(p[j]):.6f}" for p in probs]
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.output, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        for row, p in zip(rows, probs, strict=True):
-            row = {k: spreadsheet_safe(v) for k, v in row.items()}
-            row["prediction"] = clf.labels[int(p.argmax())]
-            row.update({f"prob_{label}": f"{float(v):.6f}"
-                        for label, v in zip(clf.labels, p, strict=True)})
-            writer.writerow(row)
-    print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
+    out.to_csv(args.output, index=False)
+    print(f"wrote {len(out)} predictions to {args.output}", file=sys.stderr)
     return 0
 
 
@@ -188,7 +209,7 @@ def cmd_evaluate(args) -> int:
     from .modeling import PromptClassifier
 
     clf = PromptClassifier.from_pretrained(args.model_dir, device=args.device)
-    metrics = clf.evaluate(read_csv(args.data, require_label=True), batch_size=args.batch_size)
+    metrics = clf.evaluate(read_examples(args.data, require_label=True), batch_size=args.batch_size)
     print(json.dumps(metrics, indent=2))
     return 0
 

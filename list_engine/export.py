@@ -211,6 +211,7 @@ def save_merged(clf: PromptClassifier, directory: str | Path) -> Path:
         head = {n: p.detach().cpu().contiguous()
                 for n, p in clf.module.classifier.state_dict().items()}
         save_file(head, str(directory / HEAD_NAME), metadata={"format": "pt"})
+        _write_sentence_transformers(directory, head, clf.max_length)
         prompt["pooling"] = "mean"
         prompt["logits"] = "exp(log_scale) * cos(meanpool(last_hidden_state), label_embeddings) + bias"
     else:
@@ -218,6 +219,35 @@ def save_merged(clf: PromptClassifier, directory: str | Path) -> Path:
     clf.tokenizer.save_pretrained(directory)
     (directory / PROMPT_NAME).write_text(json.dumps(prompt, indent=2, sort_keys=True))
     return directory
+
+
+def _write_sentence_transformers(directory: Path, head: dict[str, torch.Tensor],
+                                 max_length: int) -> None:
+    """Make the merged similarity model a sentence-transformers folder whose "embedding" is
+    the class logits: mean pooling -> normalise -> Dense(exp(log_scale) * e_c / |e_c|, bias).
+    Written in the long-standing module format (sentence_transformers.models.*)."""
+    from safetensors.torch import save_file
+
+    emb = head["label_embeddings"].float()  # (C, H)
+    weight = head["log_scale"].float().exp() * torch.nn.functional.normalize(emb, dim=-1)
+    modules = [("", "Transformer"), ("1_Pooling", "Pooling"), ("2_Normalize", "Normalize"),
+               ("3_Dense", "Dense")]
+    (directory / "modules.json").write_text(json.dumps(
+        [{"idx": i, "name": str(i), "path": path, "type": f"sentence_transformers.models.{kind}"}
+         for i, (path, kind) in enumerate(modules)], indent=2))
+    (directory / "sentence_bert_config.json").write_text(json.dumps(
+        {"max_seq_length": max_length, "do_lower_case": False}, indent=2))
+    for path in ("1_Pooling", "2_Normalize", "3_Dense"):
+        (directory / path).mkdir(exist_ok=True)
+    (directory / "1_Pooling" / "config.json").write_text(json.dumps(
+        {"word_embedding_dimension": emb.shape[1], "pooling_mode_cls_token": False,
+         "pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": False,
+         "pooling_mode_mean_sqrt_len_tokens": False}, indent=2))
+    (directory / "3_Dense" / "config.json").write_text(json.dumps(
+        {"in_features": emb.shape[1], "out_features": emb.shape[0], "bias": True,
+         "activation_function": "torch.nn.modules.linear.Identity"}, indent=2))
+    save_file({"linear.weight": weight.contiguous(), "linear.bias": head["bias"].float()},
+              str(directory / "3_Dense" / "model.safetensors"), metadata={"format": "pt"})
 
 
 @torch.no_grad()

@@ -160,6 +160,16 @@ def merged_markdown(config: dict[str, Any]) -> list[str]:
             f"head in `merged/{HEAD_NAME}`. Use the snippet above without peft: "
             "`encoder = AutoModel.from_pretrained(\"merged\")`, "
             f"`head = load_file(\"merged/{HEAD_NAME}\")`; it runs at the speed of the base model.",
+            "",
+            "It is also a sentence-transformers model whose output is the class logits "
+            "(mean pooling -> normalise -> a Dense layer holding the head):",
+            "```python",
+            "from sentence_transformers import SentenceTransformer",
+            "",
+            'model = SentenceTransformer("merged")',
+            'probs = model.encode(["some text to classify"], convert_to_tensor=True).softmax(-1)',
+            "# columns: the labels of merged/list_prompt.json, in that order",
+            "```",
         ]
     return [
         "## Merged model (`merged/`)",

@@ -121,6 +121,7 @@ def _predict_inputs(ctx: RunContext, run: Run, config: dict):
     import pandas as pd
 
     from list_engine import Example
+    from list_engine.reading import ReadError, read_table
 
     source = config.get("input", "corpus")
     if source == "corpus":
@@ -137,7 +138,10 @@ def _predict_inputs(ctx: RunContext, run: Run, config: dict):
     if not path.is_file():
         raise RunConfigError(f"predict input {path} does not exist")
     column = config.get("text_column", "text")
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:  # the same reader as every upload: no field-size limit, clear errors
+        table = read_table(path)
+    except ReadError as exc:
+        raise RunConfigError(f"cannot read predict input {path.name}: {exc}") from exc
     if column not in table.columns:
         raise RunConfigError(f"{path.name} has no column {column!r} (columns: {list(table.columns)})")
     text_b = table["text_b"].tolist() if "text_b" in table.columns and column != "text_b" else None

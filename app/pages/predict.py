@@ -12,6 +12,7 @@ from app.services import ServiceError
 from app.services import export as export_service
 from app.services import predict as predict_service
 from app.services import runs as run_service
+from app.services.corpus import UPLOAD_TYPES
 from db.models import FINISHED_STATUSES
 
 REFRESH_SECONDS = 2.0
@@ -44,11 +45,12 @@ def _start_background(project_id: int, run_id: int) -> None:
     st.subheader("Label many documents in the background")
     source = st.radio("Documents", ["corpus", "file"], horizontal=True, key="predict_source",
                       format_func={"corpus": "The whole corpus of this project",
-                                   "file": "An uploaded CSV/TSV file"}.get)
+                                   "file": "An uploaded file (CSV, TSV, JSONL, JSON, TXT, "
+                                           "Parquet)"}.get)
     text_column = "text"
     upload = None
     if source == "file":
-        upload = st.file_uploader("File", type=["csv", "tsv"], key="predict_upload")
+        upload = st.file_uploader("File", type=UPLOAD_TYPES, key="predict_upload")
         if upload is not None:
             try:
                 df = predict_service.read_upload(upload.getvalue(), upload.name)

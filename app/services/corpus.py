@@ -1,19 +1,20 @@
-"""Corpus import: read CSV / TSV / JSONL / TXT / Parquet, de-duplicate, insert in one
+"""Corpus import: read a file with the project's one reader (list_engine/reading.py: CSV,
+TSV, JSONL, JSON, TXT, Parquet, a `datasets` folder or Hub id), de-duplicate, insert in one
 transaction; and the BBC News demo project.
 
-Reading (`read_table`) and importing (`import_documents`) are separate so the page can show
-a preview and let the user pick columns in between. Nothing is half-imported: every row of
-one import is written in a single transaction that rolls back on any error.
+Reading (`open_table` + `scan_table`) and importing (`import_documents`) are separate so the
+page can show a preview and let the user pick columns in between. The import reads the file
+again in chunks and inserts chunk by chunk, so memory stays bounded for any file size.
+Nothing is half-imported: every row of one import is written in a single transaction that
+rolls back on any error, a bad line late in the file included.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,18 +25,22 @@ from sqlalchemy.orm import Session
 from app.services import ServiceError
 from app.services.labelling import suggest_word
 from db.models import IMPORTED_GOLD, Document, ImportBatch, Label, LabelClass, Project
+from list_engine import reading
+from list_engine.reading import ReadError, Table, TableInfo
 
-FORMATS = ("csv", "tsv", "jsonl", "txt", "parquet")
-_EXTENSIONS = {
-    "csv": "csv", "tsv": "tsv", "tab": "tsv", "jsonl": "jsonl", "ndjson": "jsonl",
-    "txt": "txt", "text": "txt", "parquet": "parquet", "pq": "parquet",
-}
-ENCODINGS = ("utf-8", "utf-16", "cp1252", "latin-1")
-TXT_COLUMN = "text"
+FORMATS = reading.FORMATS
+ENCODINGS = reading.ENCODINGS
+UPLOAD_TYPES = reading.UPLOAD_TYPES
+TXT_COLUMN = reading.TXT_COLUMN
 MAX_LABEL_VALUES = 100  # more distinct "labels" than this is almost surely a text column
-CHUNK = 5_000
+CHUNK = 5_000  # rows per insert
+IN_BATCH = 2_000  # hashes per "already in the project?" query (SQLite allows 32,766 parameters)
 
 Progress = Callable[[float, str], None]
+
+guess_text_column = reading.guess_text_column
+guess_label_column = reading.guess_label_column
+text_column_warning = reading.text_column_warning
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class ImportReport:
     duplicates: int
     gold_labels: int
     training_labels: int
+    warnings: tuple[str, ...] = ()
 
     def summary(self) -> str:
         parts = [
@@ -64,161 +70,47 @@ class ImportReport:
 # ---------------------------------------------------------------- reading files
 
 
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """A file the reader refuses reaches the user as a ServiceError (same message)."""
+    try:
+        yield
+    except ReadError as exc:
+        raise ServiceError(str(exc)) from None
+
+
 def detect_format(filename: str) -> str:
-    ext = Path(filename).suffix.lower().lstrip(".")
-    if ext not in _EXTENSIONS:
-        raise ServiceError(
-            f"Unsupported file type {('.' + ext) if ext else '(no extension)'}: "
-            "use .csv, .tsv, .jsonl, .txt (one document per line) or .parquet."
-        )
-    return _EXTENSIONS[ext]
+    with _user_errors():
+        return reading.detect_format(filename)
 
 
-def _decode(data: bytes, encoding: str) -> str:
-    codec = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
-    try:
-        return data.decode(codec)
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ServiceError(
-            f"The file is not valid {encoding} text (undecodable byte 0x{data[exc.start]:02x} "
-            f"at byte {exc.start:,}, line {line:,}). Re-save it as UTF-8, or pick the file's "
-            f"real encoding (e.g. cp1252 or latin-1 for older Windows/Excel exports)."
-        ) from None
-    except LookupError:
-        raise ServiceError(f"Unknown encoding {encoding!r}.") from None
+def open_table(source, filename: str = "", *, encoding: str = "auto",
+               file_format: str | None = None, split: str | None = None) -> Table:
+    """A table to preview (`scan_table`) and import (`import_documents`): uploaded bytes, a
+    file path, a `datasets` folder or a Hub id."""
+    with _user_errors():
+        return Table(source, name=filename, encoding=encoding, file_format=file_format,
+                     split=split)
 
 
-def _as_strings(df: pd.DataFrame) -> pd.DataFrame:
-    """Every column as Python strings; missing values become ''."""
-    df.columns = [str(c).strip() for c in df.columns]
-    out = {}
-    for col in df.columns:
-        series = df[col]
-        out[col] = series.map(_cell_to_str) if series.dtype == object else (
-            series.astype("string").fillna("").astype(object)
-        )
-    return pd.DataFrame(out, index=df.index).astype(object)
+def scan_table(table: Table) -> TableInfo:
+    """One pass over the whole table: columns, row count and first rows. A bad file fails
+    here, before anything is imported."""
+    with _user_errors():
+        return table.scan()
 
 
-def _cell_to_str(value) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
+def read_table(data, filename: str, *, encoding: str = "auto",
+               file_format: str | None = None) -> pd.DataFrame:
+    """A whole file as one DataFrame of strings (missing cells are '')."""
+    with _user_errors():
+        return Table(data, name=filename, encoding=encoding, file_format=file_format).read()
 
 
-def sniff_delimiter(text: str) -> str:
-    """',' unless the header line clearly uses ';' or '|' (European Excel exports)."""
-    header = text.lstrip("\ufeff").split("\n", 1)[0]
-    counts = {d: header.count(d) for d in (",", ";", "|")}
-    best = max(counts, key=counts.get)
-    return best if counts[best] > counts[","] else ","
-
-
-def _read_delimited(text: str, sep: str, kind: str) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(
-            io.StringIO(text),
-            sep=sep,
-            dtype=str,
-            keep_default_na=False,
-            quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL,
-            skip_blank_lines=True,
-        )
-    except pd.errors.EmptyDataError:
-        raise ServiceError("The file is empty: there is no header row and no data.") from None
-    except pd.errors.ParserError as exc:
-        raise ServiceError(
-            f"Malformed {kind}: {exc}. Check the delimiter and that quotes are closed "
-            "(a field containing the delimiter or a line break must be quoted)."
-        ) from None
-    return df
-
-
-def _read_jsonl(text: str) -> pd.DataFrame:
-    records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ServiceError(
-                f"Malformed JSONL: line {number:,} is not valid JSON ({exc.msg}, column "
-                f"{exc.colno}). Each line must be one JSON object."
-            ) from None
-        if not isinstance(record, dict):
-            raise ServiceError(
-                f"Malformed JSONL: line {number:,} is a JSON {type(record).__name__}, "
-                'not an object such as {"text": "..."}.'
-            )
-        records.append({str(k): _cell_to_str(v) for k, v in record.items()})
-    return pd.DataFrame.from_records(records).astype(object)
-
-
-def _read_parquet(data: bytes) -> pd.DataFrame:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(pa.BufferReader(data))
-    except (pa.ArrowException, OSError) as exc:
-        raise ServiceError(f"Not a readable Parquet file: {exc}") from None
-    return table.to_pandas()
-
-
-def read_table(
-    data: bytes, filename: str, *, encoding: str = "utf-8", file_format: str | None = None
-) -> pd.DataFrame:
-    """Read an uploaded file into a DataFrame of strings (missing cells are '').
-
-    Raises `ServiceError` with a message for the user for an empty, malformed or
-    wrongly encoded file.
-    """
-    fmt = file_format or detect_format(filename)
-    if fmt not in FORMATS:
-        raise ServiceError(f"Unknown format {fmt!r}; expected one of {', '.join(FORMATS)}.")
-    if not data or not data.strip():
-        raise ServiceError("The file is empty.")
-    if fmt == "parquet":
-        df = _read_parquet(data)
-    else:
-        text = _decode(data, encoding)
-        if fmt == "csv":
-            df = _read_delimited(text, sniff_delimiter(text), "CSV")
-        elif fmt == "tsv":
-            df = _read_delimited(text, "\t", "TSV")
-        elif fmt == "jsonl":
-            df = _read_jsonl(text)
-        else:
-            df = pd.DataFrame({TXT_COLUMN: text.splitlines()})
-    if df.empty or len(df.columns) == 0:
-        raise ServiceError("The file has no data rows.")
-    df = _as_strings(df)
-    if len(set(df.columns)) != len(df.columns):
-        raise ServiceError("The file has two columns with the same name; rename one of them.")
-    return df
-
-
-def guess_text_column(df: pd.DataFrame) -> str:
-    """The column most likely to hold the documents: a 'text'-like name, else the longest."""
-    for name in ("text", "sentence", "document", "content", "body", "review", "text_a"):
-        for col in df.columns:
-            if col.lower() == name:
-                return col
-    head = df.head(200)
-    return max(df.columns, key=lambda c: head[c].str.len().mean() if len(head) else 0)
-
-
-def guess_label_column(df: pd.DataFrame) -> str | None:
-    for col in df.columns:
-        if col.lower() in ("label", "labels", "class", "category", "gold", "target", "topic"):
-            return col
-    return None
+def dataset_splits(source: str) -> list[str]:
+    """The splits of a `datasets` folder or Hub id ([] for a single saved dataset)."""
+    with _user_errors():
+        return reading.dataset_splits(source)
 
 
 # ---------------------------------------------------------------- importing
@@ -243,10 +135,25 @@ def _check_columns(df: pd.DataFrame, text_column, text_b_column, label_column) -
         raise ServiceError("The label column must differ from the text column(s).")
 
 
+@dataclass
+class _Tally:
+    """What one import has done so far, across its chunks."""
+
+    rows: int = 0
+    imported: int = 0
+    empty: int = 0
+    duplicates: int = 0
+    gold: int = 0
+    training: int = 0
+    letterless: int = 0  # imported texts without a single letter (numbers, ids)
+    label_values: set[str] = field(default_factory=set)
+    classes: dict[str, int] | None = None  # label class name -> id, for training labels
+
+
 def import_documents(
     session: Session,
     project_id: int,
-    df: pd.DataFrame,
+    table: pd.DataFrame | Table,
     *,
     text_column: str,
     text_b_column: str | None = None,
@@ -255,95 +162,41 @@ def import_documents(
     filename: str = "",
     file_format: str = "",
     progress: Progress | None = None,
+    rows_expected: int | None = None,
 ) -> ImportReport:
-    """Insert the rows of `df` as documents of the project, in one transaction.
+    """Insert the rows of `table` as documents of the project, in one transaction.
 
-    Empty texts are skipped; rows whose text (+ second text) is already in the project or
-    earlier in the file are duplicates. A label column is stored as gold labels (evaluation
-    only) unless `labels_as_training`, in which case each value becomes a label class and
-    the documents get labels with source "imported_gold".
+    `table` is a DataFrame or a `Table` from `open_table`, read in chunks (pass the row count
+    of `scan_table` as `rows_expected` for a true progress bar). Empty texts are skipped;
+    rows whose text (+ second text) is already in the project or earlier in the file are
+    duplicates. A label column is stored as gold labels (evaluation only) unless
+    `labels_as_training`, in which case each value becomes a label class and the documents
+    get labels with source "imported_gold".
     """
-    _check_columns(df, text_column, text_b_column, label_column)
+    if isinstance(table, pd.DataFrame):
+        _check_columns(table, text_column, text_b_column, label_column)
+        rows_expected = len(table)
     if session.get(Project, project_id) is None:
         raise ServiceError("That project no longer exists.")
     report = (lambda f, m: progress(min(max(f, 0.0), 1.0), m)) if progress else (lambda f, m: None)
-
-    rows_total = len(df)
-    texts = df[text_column].astype(str).str.strip()
-    texts_b = df[text_b_column].astype(str).str.strip() if text_b_column else None
-    golds = df[label_column].astype(str).str.strip() if label_column else None
-
-    empty = texts.eq("")
-    if texts_b is not None:
-        empty |= texts_b.eq("")
-    keep = ~empty
-    skipped_empty = int(empty.sum())
-
-    if texts_b is None:
-        hashes = pd.Series([content_hash(t) for t in texts], index=df.index)
-    else:
-        hashes = pd.Series(
-            [content_hash(a, b) for a, b in zip(texts, texts_b, strict=True)], index=df.index
-        )
-    existing = set(
-        session.scalars(select(Document.content_hash).where(Document.project_id == project_id))
-    )
-    dup = hashes.duplicated() | hashes.isin(existing)
-    duplicates = int((dup & keep).sum())
-    keep &= ~dup
-
-    if labels_as_training and golds is not None:
-        values = sorted(set(golds[keep & golds.ne("")]))
-        if len(values) > MAX_LABEL_VALUES:
-            raise ServiceError(
-                f"The label column {label_column!r} has {len(values):,} different values; "
-                f"that looks like a text column (at most {MAX_LABEL_VALUES} labels)."
-            )
-    if golds is not None:
-        too_long = golds[keep & golds.str.len().gt(200)]
-        if len(too_long):
-            raise ServiceError(
-                f"The label column {label_column!r} has values longer than 200 characters "
-                "(is it a text column?)."
-            )
-
+    columns = (text_column, text_b_column, label_column)
+    tally = _Tally()
     try:
-        batch = ImportBatch(
-            project_id=project_id, filename=filename[:500], file_format=file_format,
-            rows_total=rows_total, skipped_empty=skipped_empty, duplicates=duplicates,
-        )
+        batch = ImportBatch(project_id=project_id, filename=filename[:500],
+                            file_format=file_format)
         session.add(batch)
         session.flush()
-        positions = np.flatnonzero(keep.to_numpy())  # plain lists: Series indexing is slow
-        text_list, hash_list = texts.tolist(), hashes.tolist()
-        text_b_list = texts_b.tolist() if texts_b is not None else None
-        gold_list = golds.tolist() if golds is not None else None
-        n = len(positions)
-        store_gold = gold_list is not None and not labels_as_training
-        for start in range(0, n, CHUNK):
-            part = positions[start : start + CHUNK]
-            rows = [
-                {
-                    "project_id": project_id,
-                    "import_batch_id": batch.id,
-                    "text": text_list[i],
-                    "text_b": text_b_list[i] if text_b_list is not None else None,
-                    "gold_label": (gold_list[i] or None) if store_gold else None,
-                    "content_hash": hash_list[i],
-                }
-                for i in part
-            ]
-            session.execute(insert(Document.__table__), rows)  # core executemany: fastest
-            report((start + len(part)) / max(n, 1) * 0.9, f"{start + len(part):,} / {n:,} documents")
-        batch.imported = n
-
-        training_labels = 0
-        if labels_as_training and golds is not None:
-            training_labels = _import_training_labels(
-                session, project_id, batch.id,
-                {hash_list[i]: gold_list[i] for i in positions if gold_list[i]},
-            )
+        for part in _parts(table, columns):
+            _import_part(session, project_id, batch.id, part, columns, labels_as_training,
+                         tally)
+            done = tally.rows / rows_expected if rows_expected else 0.0
+            report(done * 0.9, f"{tally.imported:,} documents imported ({tally.rows:,} rows read)")
+        batch.rows_total, batch.imported = tally.rows, tally.imported
+        batch.skipped_empty, batch.duplicates = tally.empty, tally.duplicates
         session.commit()
+    except ReadError as exc:  # a bad line found while importing: nothing is kept
+        session.rollback()
+        raise ServiceError(f"{exc} Nothing was imported.") from None
     except ServiceError:
         session.rollback()
         raise
@@ -351,40 +204,136 @@ def import_documents(
         session.rollback()
         raise ServiceError(f"Import failed, nothing was imported: {exc}") from exc
     report(1.0, "done")
-    gold_count = int((keep & golds.ne("")).sum()) if golds is not None and not labels_as_training else 0
     return ImportReport(
-        batch_id=batch.id, rows_total=rows_total, imported=n, skipped_empty=skipped_empty,
-        duplicates=duplicates, gold_labels=gold_count, training_labels=training_labels,
+        batch_id=batch.id, rows_total=tally.rows, imported=tally.imported,
+        skipped_empty=tally.empty, duplicates=tally.duplicates, gold_labels=tally.gold,
+        training_labels=tally.training, warnings=_import_warnings(tally, text_column),
     )
 
 
-def _import_training_labels(
-    session: Session, project_id: int, batch_id: int, label_by_hash: dict[str, str]
-) -> int:
-    classes = {
-        c.name: c.id
-        for c in session.scalars(select(LabelClass).where(LabelClass.project_id == project_id))
-    }
-    position = len(classes)
+def _parts(table: pd.DataFrame | Table, columns) -> Iterator[pd.DataFrame]:
+    """The table in slices of at most CHUNK rows; a Table's columns are checked on its first
+    chunk (a DataFrame's before the transaction)."""
+    chunks = [table] if isinstance(table, pd.DataFrame) else table
+    for number, chunk in enumerate(chunks):
+        if number == 0 and not isinstance(table, pd.DataFrame):
+            _check_columns(chunk, *columns)
+        for start in range(0, len(chunk), CHUNK):
+            yield chunk.iloc[start:start + CHUNK]
+
+
+def _import_part(session: Session, project_id: int, batch_id: int, part: pd.DataFrame,
+                 columns, labels_as_training: bool, tally: _Tally) -> None:
+    text_column, text_b_column, label_column = columns
+    texts = part[text_column].astype(str).str.strip()
+    texts_b = part[text_b_column].astype(str).str.strip() if text_b_column else None
+    golds = part[label_column].astype(str).str.strip() if label_column else None
+
+    empty = texts.eq("")
+    if texts_b is not None:
+        empty |= texts_b.eq("")
+    keep = ~empty
+    if texts_b is None:
+        hashes = pd.Series([content_hash(t) for t in texts], index=part.index)
+    else:
+        hashes = pd.Series([content_hash(a, b) for a, b in zip(texts, texts_b, strict=True)],
+                           index=part.index)
+    # Earlier chunks of this import are in the database already (same transaction).
+    dup = hashes.duplicated() | hashes.isin(_hashes_in_project(session, project_id, hashes[keep]))
+    tally.rows += len(part)
+    tally.empty += int(empty.sum())
+    tally.duplicates += int((dup & keep).sum())
+    keep &= ~dup
+
+    if golds is not None:
+        kept_golds = golds[keep & golds.ne("")]
+        if labels_as_training:
+            tally.label_values.update(kept_golds)
+            if len(tally.label_values) > MAX_LABEL_VALUES:
+                raise ServiceError(
+                    f"The label column {label_column!r} has more than {MAX_LABEL_VALUES} "
+                    "different values; that looks like a text column (LiST is for at most "
+                    f"{MAX_LABEL_VALUES} labels)."
+                )
+        if kept_golds.str.len().gt(200).any():
+            raise ServiceError(
+                f"The label column {label_column!r} has values longer than 200 characters "
+                "(is it a text column?)."
+            )
+
+    positions = np.flatnonzero(keep.to_numpy())  # plain lists: Series indexing is slow
+    text_list, hash_list = texts.tolist(), hashes.tolist()
+    text_b_list = texts_b.tolist() if texts_b is not None else None
+    gold_list = golds.tolist() if golds is not None else None
+    store_gold = gold_list is not None and not labels_as_training
+    rows = [
+        {
+            "project_id": project_id,
+            "import_batch_id": batch_id,
+            "text": text_list[i],
+            "text_b": text_b_list[i] if text_b_list is not None else None,
+            "gold_label": (gold_list[i] or None) if store_gold else None,
+            "content_hash": hash_list[i],
+        }
+        for i in positions
+    ]
+    if rows:
+        session.execute(insert(Document.__table__), rows)  # core executemany: fastest
+    tally.imported += len(rows)
+    tally.letterless += int((~texts.iloc[positions].str.contains(r"[^\W\d_]")).sum())
+    if store_gold:
+        tally.gold += sum(1 for i in positions if gold_list[i])
+    if labels_as_training and gold_list is not None:
+        tally.training += _import_training_labels(
+            session, project_id, {hash_list[i]: gold_list[i] for i in positions if gold_list[i]},
+            tally,
+        )
+
+
+def _hashes_in_project(session: Session, project_id: int, hashes: pd.Series) -> set[str]:
+    values = list(dict.fromkeys(hashes))
+    found: set[str] = set()
+    for start in range(0, len(values), IN_BATCH):
+        found.update(session.scalars(select(Document.content_hash).where(
+            Document.project_id == project_id,
+            Document.content_hash.in_(values[start:start + IN_BATCH]))))
+    return found
+
+
+def _import_training_labels(session: Session, project_id: int, label_by_hash: dict[str, str],
+                            tally: _Tally) -> int:
+    if tally.classes is None:
+        tally.classes = {c.name: c.id for c in session.scalars(
+            select(LabelClass).where(LabelClass.project_id == project_id))}
+    classes = tally.classes
     for name in sorted(set(label_by_hash.values())):
         if name not in classes:
-            cls = LabelClass(project_id=project_id, name=name, position=position,
+            cls = LabelClass(project_id=project_id, name=name, position=len(classes),
                              verbalizer_word=suggest_word(name))
             session.add(cls)
             session.flush()
             classes[name] = cls.id
-            position += 1
-    docs = session.execute(
-        select(Document.id, Document.content_hash).where(Document.import_batch_id == batch_id)
-    ).all()
-    rows = [
-        {"project_id": project_id, "document_id": doc_id,
-         "label_class_id": classes[label_by_hash[h]], "source": IMPORTED_GOLD}
-        for doc_id, h in docs if h in label_by_hash
-    ]
-    for start in range(0, len(rows), CHUNK):
-        session.execute(insert(Label), rows[start : start + CHUNK])
+    hashes = list(label_by_hash)
+    rows = []
+    for start in range(0, len(hashes), IN_BATCH):
+        docs = session.execute(select(Document.id, Document.content_hash).where(
+            Document.project_id == project_id,
+            Document.content_hash.in_(hashes[start:start + IN_BATCH]))).all()
+        rows += [{"project_id": project_id, "document_id": doc_id,
+                  "label_class_id": classes[label_by_hash[h]], "source": IMPORTED_GOLD}
+                 for doc_id, h in docs]
+    if rows:
+        session.execute(insert(Label), rows)
     return len(rows)
+
+
+def _import_warnings(tally: _Tally, text_column: str) -> tuple[str, ...]:
+    if tally.imported and tally.letterless * 2 > tally.imported:
+        return (f"{tally.letterless:,} of the {tally.imported:,} imported documents contain no "
+                f"letter (numbers or codes?): check that {text_column!r} is the column that "
+                "holds the text. If it is not, import again into a new project and pick the "
+                "right column.",)
+    return ()
 
 
 def document_count(session: Session, project_id: int) -> int:

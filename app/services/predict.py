@@ -3,7 +3,6 @@ the background (a `Run(kind="predict")` for the worker, which writes a CSV artif
 
 from __future__ import annotations
 
-import io
 import re
 import uuid
 from pathlib import Path
@@ -51,25 +50,13 @@ def _safe_name(name: str) -> str:
 
 
 def read_upload(data: bytes, filename: str) -> pd.DataFrame:
-    """Parse an uploaded CSV (or TSV) for prediction; clear errors for bad files."""
+    """Parse an uploaded file for prediction with the same reader as the corpus import (the
+    same formats, the same messages for bad files)."""
+    from app.services.corpus import read_table
+
     if len(data) > MAX_UPLOAD_BYTES:
         raise ServiceError("The file is larger than 200 MB.")
-    if not data.strip():
-        raise ServiceError("The file is empty.")
-    sep = "\t" if filename.lower().endswith((".tsv", ".tab")) else ","
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ServiceError(
-            f"The file is not UTF-8 text (byte {exc.start}): save it as UTF-8 and upload again."
-        ) from exc
-    try:
-        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise ServiceError(f"Could not read the file as CSV: {exc}") from exc
-    if df.empty:
-        raise ServiceError("The file has no rows.")
-    return df
+    return read_table(data, filename)
 
 
 def save_upload(project_id: int, data: bytes, filename: str, text_column: str) -> Path:

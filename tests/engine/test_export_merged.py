@@ -84,3 +84,16 @@ def test_merged_similarity_head_through_plain_automodel(headless_bert, tmp_path)
     emb = torch.nn.functional.normalize(head["label_embeddings"], dim=-1)
     logits = head["log_scale"].exp() * pooled @ emb.T + head["bias"]
     np.testing.assert_allclose(torch.softmax(logits, -1).numpy(), expected, atol=1e-5)
+
+
+def test_merged_similarity_head_runs_in_sentence_transformers(headless_bert, tmp_path):
+    """sentence-transformers (a dev dependency here) reads the merged folder as Transformer ->
+    mean pooling -> normalise -> Dense, whose output is the class logits."""
+    st = pytest.importorskip("sentence_transformers")
+    clf = PromptClassifier.create(str(headless_bert), TEMPLATE, WORDS, device="cpu")
+    perturb(clf, seed=3)
+    expected = clf.predict_proba(TEXTS)
+    clf.save_merged(tmp_path / "merged")
+    model = st.SentenceTransformer(str(tmp_path / "merged"), device="cpu")
+    logits = model.encode(TEXTS, convert_to_tensor=True)
+    np.testing.assert_allclose(torch.softmax(logits, -1).numpy(), expected, atol=1e-5)
