@@ -123,11 +123,43 @@ def _lora_tensors(clf: PromptClassifier, strip: str) -> tuple[list[str], dict, i
     return targets, tensors, rank
 
 
-def peft_view(clf: PromptClassifier) -> PeftView | None:
-    """The model as a LoRA adapter (None where PEFT cannot express it: classic and full
-    modes, or an MLM head whose decoder a plain load would initialise at random)."""
-    if clf.mode != "prompt" or clf.merged:
+# Classic mode: where our ClassicHead (first token -> dense -> tanh -> out_proj) lives in the
+# AutoModelForSequenceClassification of each family whose head has that very shape.
+_ROBERTA_HEAD = {"dense": "classifier.dense", "out_proj": "classifier.out_proj"}
+CLASSIC_HEADS: dict[str, tuple[dict[str, str], list[str]]] = {
+    "bert": ({"dense": "bert.pooler.dense", "out_proj": "classifier"},
+             ["bert.pooler.dense", "classifier"]),
+    "roberta": (_ROBERTA_HEAD, ["classifier"]),
+    "xlm-roberta": (_ROBERTA_HEAD, ["classifier"]),
+    "camembert": (_ROBERTA_HEAD, ["classifier"]),
+    "mpnet": (_ROBERTA_HEAD, ["classifier"]),
+}
+
+
+def _classic_view(clf: PromptClassifier) -> PeftView | None:
+    if clf.model_type not in CLASSIC_HEADS:
+        logger.info("no PEFT view for classic mode on %s: its sequence-classification head has "
+                    "another shape", clf.model_type)
         return None
+    names, modules_to_save = CLASSIC_HEADS[clf.model_type]
+    targets, tensors, rank = _lora_tensors(clf, "mlm.")
+    for ours, theirs in names.items():
+        layer = getattr(clf.module.classifier, ours)
+        tensors[f"base_model.model.{theirs}.weight"] = layer.weight.detach()
+        tensors[f"base_model.model.{theirs}.bias"] = layer.bias.detach()
+    lora = {"r": rank, "lora_alpha": rank, "target_modules": targets,
+            "modules_to_save": modules_to_save, "task_type": "SEQ_CLS"}
+    return PeftView("AutoModelForSequenceClassification", lora, tensors)
+
+
+def peft_view(clf: PromptClassifier) -> PeftView | None:
+    """The model as a LoRA adapter (None where PEFT cannot express it: full mode, classic
+    heads of another shape, or an MLM head whose decoder a plain load would initialise at
+    random)."""
+    if clf.merged or clf.mode == "full":
+        return None
+    if clf.mode == "classic":
+        return _classic_view(clf)
     mlm = clf.module.mlm
     if clf.head == "similarity":
         prefix = f"mlm.{mlm.base_model_prefix}."

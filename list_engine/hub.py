@@ -88,6 +88,24 @@ scores = logits[mask, prompt["label_token_ids"]]  # (C,): the label words at the
 probs = dict(zip(prompt["labels"], scores.softmax(-1).tolist()))
 print(probs)
 '''
+    if head == "classic":
+        return f'''import json
+import torch
+from peft import PeftModel
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+folder, base = "{folder}", "{base}"
+prompt = json.load(open(f"{{folder}}/{PROMPT_NAME}"))
+tokenizer = AutoTokenizer.from_pretrained(base)
+plain = AutoModelForSequenceClassification.from_pretrained(base, num_labels=len(prompt["labels"]))
+model = PeftModel.from_pretrained(plain, folder).eval()
+enc = tokenizer(["some text to classify"], truncation=True, max_length=prompt["max_length"],
+                return_tensors="pt")
+with torch.no_grad():
+    logits = model(**enc).logits  # (1, C)
+probs = dict(zip(prompt["labels"], logits.softmax(-1)[0].tolist()))
+print(probs)
+'''
     return f'''import json
 import torch
 from peft import PeftModel
@@ -130,9 +148,11 @@ def usage_markdown(config: dict[str, Any], merged: bool = False) -> list[str]:
     ]
     snippet = peft_snippet(config)
     if snippet:
-        kind = ("`AutoModelForMaskedLM`" if config.get("head") == "mlm" else
-                "`AutoModel` (the encoder; the similarity head, which no transformers class "
-                f"has, is `{HEAD_NAME}`)")
+        kind = {"mlm": "`AutoModelForMaskedLM`",
+                "classic": "`AutoModelForSequenceClassification` (its classification head "
+                           "in `modules_to_save`)"}.get(
+            config.get("head"), "`AutoModel` (the encoder; the similarity head, which no "
+                                f"transformers class has, is `{HEAD_NAME}`)")
         lines += [
             "",
             f"With transformers + peft only: the adapter is a LoRA on {kind}. Texts longer "

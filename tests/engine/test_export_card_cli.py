@@ -34,13 +34,15 @@ def front_matter(readme: str) -> dict:
     return yaml.safe_load(readme.split("---\n")[1])
 
 
-@pytest.mark.parametrize("model,head", [("tiny_bert_dir", "mlm"), ("tiny_roberta_dir", "mlm"),
-                                        ("headless_bert", "similarity")])
-def test_card_peft_snippet_gives_the_classifier_probabilities(model, head, request, tmp_path):
+@pytest.mark.parametrize("model,mode,head", [
+    ("tiny_bert_dir", "prompt", "mlm"), ("tiny_roberta_dir", "prompt", "mlm"),
+    ("headless_bert", "prompt", "similarity"), ("tiny_roberta_dir", "classic", "auto")])
+def test_card_peft_snippet_gives_the_classifier_probabilities(model, mode, head, request,
+                                                              tmp_path):
     """The snippet is what a peft user copies: run it as written (only the paths swapped)."""
     base = request.getfixturevalue(model)
     words = {"neg": " terrible", "pos": " great"} if model == "tiny_roberta_dir" else WORDS
-    clf = trained_like(base, words, head=head)
+    clf = trained_like(base, words, mode=mode, head=head)
     folder = clf.save_pretrained(tmp_path / "m")
     config = json.loads((folder / "list_prompt.json").read_text())
     scope: dict = {}

@@ -76,12 +76,12 @@ def test_format_1_without_a_head_key_loads_with_the_mlm_head(headless_bert, tmp_
 
 
 def test_saving_over_a_format_1_folder_leaves_no_stale_files(tiny_bert_dir, tmp_path):
-    clf = PromptClassifier.create(str(tiny_bert_dir), None, WORDS, mode="classic", device="cpu")
+    clf = PromptClassifier.create(str(tiny_bert_dir), TEMPLATE, WORDS, mode="full", device="cpu")
     folder = write_format_1(clf, tmp_path / "m")
-    clf.save_pretrained(folder)  # classic mode has no PEFT view: the old files must go
+    clf.save_pretrained(folder)  # full mode has no PEFT view: the old files must go
     assert sorted(p.name for p in folder.iterdir()) == ["list_prompt.json",
                                                         "list_weights.safetensors"]
-    assert PromptClassifier.from_pretrained(folder, device="cpu").head == "classic"
+    assert PromptClassifier.from_pretrained(folder, device="cpu").mode == "full"
 
 
 def test_a_plain_peft_adapter_is_refused_with_advice(tmp_path):

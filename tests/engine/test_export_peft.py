@@ -94,3 +94,23 @@ def test_similarity_head_loads_with_peft_on_automodel(headless_bert, tmp_path):
     np.testing.assert_allclose(torch.softmax(logits, -1).numpy(), expected, atol=1e-5)
     np.testing.assert_array_equal(
         PromptClassifier.from_pretrained(out, device="cpu").predict_proba(TEXTS), expected)
+
+
+@pytest.mark.parametrize("model", ["tiny_bert_dir", "tiny_roberta_dir"])
+def test_classic_mode_loads_with_peft_as_sequence_classification(model, request, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    base = request.getfixturevalue(model)
+    clf = perturbed(base, mode="classic")
+    expected = clf.predict_proba(TEXTS)
+    out = clf.save_pretrained(tmp_path / "m")
+    saved = json.loads((out / "list_prompt.json").read_text())
+    assert saved["peft_base_class"] == "AutoModelForSequenceClassification"
+    plain = AutoModelForSequenceClassification.from_pretrained(base, num_labels=2)
+    classifier = PeftModel.from_pretrained(plain, out).eval()
+    batch = clf.collate(clf.encode(TEXTS))
+    with torch.no_grad():
+        logits = classifier(input_ids=batch["input_ids"],
+                            attention_mask=batch["attention_mask"]).logits
+    np.testing.assert_allclose(torch.softmax(logits, -1).numpy(), expected, atol=1e-5)
