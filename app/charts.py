@@ -145,3 +145,29 @@ def compare_figure(series: dict[str, list[dict]], key: str = "accuracy",
         return _empty(title, "No evaluation yet")
     fig.update_layout(title=title, yaxis=dict(range=[0, 1.02], tickformat=".0%"), **_LAYOUT)
     return fig
+
+
+def reliability_figure(bins: list[dict] | None, ece: float | None,
+                       title: str = "Reliability (calibration)") -> go.Figure:
+    """Accuracy against mean confidence per confidence bin, with the diagonal of a perfectly
+    calibrated model; bar width shows nothing, the hover gives each bin's count."""
+    rows = [b for b in bins or [] if b["count"]]
+    if not rows:
+        return _empty(title, "No per-example evaluation stored for this run")
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
+                             line=dict(dash="dash", color="gray")))
+    fig.add_trace(go.Scatter(
+        x=[b["confidence"] for b in rows], y=[b["accuracy"] for b in rows],
+        mode="lines+markers", name="this model",
+        marker=dict(size=[6 + 14 * b["count"] / max(r["count"] for r in rows) for b in rows]),
+        customdata=[[b["count"], b["lo"], b["hi"]] for b in rows],
+        hovertemplate="confidence %{customdata[1]:.1f}–%{customdata[2]:.1f}<br>mean "
+                      "confidence %{x:.2f}<br>accuracy %{y:.2f}<br>%{customdata[0]} examples"
+                      "<extra></extra>",
+    ))
+    shown = f"{title}: ECE {100 * ece:.1f} %" if ece is not None else title
+    fig.update_layout(title=shown, xaxis=dict(range=[0, 1.02], title="confidence (top class)",
+                                              tickformat=".0%"),
+                      yaxis=dict(range=[0, 1.02], title="accuracy", tickformat=".0%"), **_LAYOUT)
+    return fig

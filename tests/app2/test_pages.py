@@ -47,12 +47,12 @@ def test_train_page_summary_and_start(db, labelled_project):
     assert not at.exception, at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Training labels"] == "6"
-    assert metrics["Unlabelled pool"] == "18"
+    assert metrics["Unlabelled pool"] == "15"  # 18 unlabelled, 3 set aside for evaluation
     assert metrics["Trainable parameters"] != "-"
     assert "–" in metrics["Estimated time"]
     text = _texts(at)
     assert "python -m worker" in text  # no worker: says how to start one
-    assert "18 unlabelled documents with an imported gold label" in text
+    assert "3 documents with an imported gold label, set aside" in text
     start = _button(at, "start_training")
     assert not start.disabled
     at.radio(key="train_mode").set_value("classic").run()
@@ -136,7 +136,7 @@ def test_runs_page_empty(db, labelled_project):
 def test_progress_page_of_a_trained_run(trained):
     at = app_test("progress.py", trained.project_id).run()
     assert not at.exception, at.exception
-    assert len(at.get("plotly_chart")) == 6
+    assert len(at.get("plotly_chart")) == 7  # with the reliability diagram
     metrics = {m.label: m.value for m in at.metric}
     assert "succeeded" in metrics["Status"] and metrics["Device"] == "cpu"
     assert "Accuracy" in metrics

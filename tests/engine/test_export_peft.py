@@ -114,3 +114,20 @@ def test_classic_mode_loads_with_peft_as_sequence_classification(model, request,
         logits = classifier(input_ids=batch["input_ids"],
                             attention_mask=batch["attention_mask"]).logits
     np.testing.assert_allclose(torch.softmax(logits, -1).numpy(), expected, atol=1e-5)
+
+
+def test_transformers_loads_the_folder_directly(tiny_bert_dir, tmp_path):
+    """transformers' own PEFT integration: from_pretrained(export folder) fetches the base
+    model named in adapter_config.json and attaches the adapter (it used to raise KeyError)."""
+    from transformers import AutoModelForMaskedLM
+
+    clf = perturbed(tiny_bert_dir, head="mlm")
+    out = clf.save_pretrained(tmp_path / "m")
+    model = AutoModelForMaskedLM.from_pretrained(out).eval()
+    ids = json.loads((out / "list_prompt.json").read_text())["label_token_ids"]
+    batch = clf.collate(clf.encode(TEXTS))
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    scores = logits[torch.arange(len(TEXTS)), batch["mask_pos"]][:, ids]
+    np.testing.assert_allclose(torch.softmax(scores, -1).numpy(), clf.predict_proba(TEXTS),
+                               atol=1e-5)
