@@ -107,6 +107,9 @@ def train(ctx: RunContext, run: Run) -> str:
             result.selected_round != result.metrics[-1]["round"]:
         log.info("run %d: keeping round %d, which scored best on the evaluation set",
                  run.id, result.selected_round)
+    if data.eval and result.selected_round is not None:
+        _record_eval_predictions(ctx, run.id, result.selected_round, result.classifier, data.eval,
+                                 list_config.eval_batch_size)
     model_dir = run_dir / "model"
     result.classifier.save_pretrained(model_dir, metrics=final)
     sha, size = describe(model_dir)
@@ -114,6 +117,18 @@ def train(ctx: RunContext, run: Run) -> str:
         add_artifact(s, run.id, "model", str(model_dir), sha256=sha, bytes=size)
     log.info("run %d: model saved to %s", run.id, model_dir)
     return "completed"
+
+
+def _record_eval_predictions(ctx: RunContext, run_id: int, round: int, classifier, examples,
+                             batch_size: int) -> None:
+    """The kept round's probabilities on each evaluation example (one more pass over the
+    evaluation set), for the app's reliability diagram and intervals."""
+    from db.progress import record_eval_predictions
+
+    probs = classifier.predict_proba(examples, batch_size)
+    gold = [classifier.labels.index(ex.label) for ex in examples]
+    with ctx.session() as s:
+        record_eval_predictions(s, run_id, round, gold, probs.tolist())
 
 
 def _predict_inputs(ctx: RunContext, run: Run, config: dict):

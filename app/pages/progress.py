@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from app import charts, ui
+from app.services import evaluation
 from app.services import runs as run_service
 from app.services.training import format_duration
 from db.models import FINISHED_STATUSES
@@ -57,15 +59,23 @@ def _charts(s, run) -> None:
     choices = run_service.model_choices(metrics)
     if choices:
         st.caption(choices)
-    latest = next((m for m in reversed(metrics) if m["accuracy"] is not None), None)
+    # A finished run shows the round its model kept; a running one its latest evaluation.
+    kept = evaluation.kept_round(metrics)
+    latest = kept or next((m for m in reversed(metrics) if m["accuracy"] is not None), None)
     if latest:
+        rep = evaluation.report(latest)
+        which = charts.round_name(latest["round"])
         c1, c2, c3 = st.columns(3)
         c1.metric("Accuracy", f"{100 * latest['accuracy']:.1f} %",
-                  help=f"after {charts.round_name(latest['round'])}")
+                  help=f"after {which}" + (" (the round the model kept)" if kept else ""))
+        _interval_caption(c1, rep["accuracy_interval"], rep["n"], "Wilson")
         if latest["macro_f1"] is not None:
             c2.metric("Macro-F1", f"{100 * latest['macro_f1']:.1f} %")
+            _interval_caption(c2, rep["macro_f1_interval"], rep["n"], "bootstrap")
         if latest["pseudo_label_accuracy"] is not None:
             c3.metric("Pseudo-label accuracy", f"{100 * latest['pseudo_label_accuracy']:.1f} %")
+        if rep["warning"]:
+            st.warning(rep["warning"], icon=":material/warning:")
     elif (run.config or {}).get("eval_source") == "none":
         st.caption("This run has no evaluation set: accuracy is not measured.")
     left, right = st.columns(2)
@@ -84,6 +94,36 @@ def _charts(s, run) -> None:
                       key=f"classes_{run.id}")
     right.plotly_chart(charts.confusion_figure(run_service.latest_confusion(s, run.id)),
                        key=f"confusion_{run.id}")
+    if latest:
+        _trust_view(run, latest, kept is not None)
+
+
+def _interval_caption(col, interval, n, method: str) -> None:
+    if interval is not None:
+        col.caption(f"95 % interval {100 * interval[0]:.0f}–{100 * interval[1]:.0f} % "
+                    f"({method}, {n} evaluation examples)")
+
+
+def _trust_view(run, metric: dict, kept: bool) -> None:
+    """Per-class precision/recall/F1 and the reliability diagram of the shown round."""
+    rep = evaluation.report(metric)
+    which = charts.round_name(metric["round"])
+    st.subheader("Per class and calibration")
+    st.caption(f"Evaluation of {which}" + (", the round the saved model is." if kept else
+                                           " (the latest evaluated round)."))
+    left, right = st.columns(2)
+    if rep["per_class"]:
+        left.dataframe(pd.DataFrame(rep["per_class"]), hide_index=True, key=f"per_class_{run.id}",
+                       column_config={k: st.column_config.NumberColumn(k, format="percent")
+                                      for k in ("precision", "recall", "f1")})
+        left.caption("Support = evaluation examples of the class; a class with a handful has "
+                     "precision and recall that move by a lot with each example.")
+    right.plotly_chart(charts.reliability_figure(rep["bins"], rep["ece"]),
+                       key=f"reliability_{run.id}")
+    if rep["ece"] is not None:
+        right.caption("Points on the diagonal: when the model says 80 %, it is right 80 % of the "
+                      f"time. ECE (expected calibration error) {100 * rep['ece']:.1f} %: the "
+                      "average gap, weighted by how many examples each bin holds.")
 
 
 def render_run(run_id: int) -> None:
@@ -128,6 +168,9 @@ def compare_view(project_id: int, rows_by_id: dict) -> None:
         series = {f"#{a}": run_service.round_metrics(s, a), f"#{b}": run_service.round_metrics(s, b)}
         st.plotly_chart(charts.compare_figure(series, "accuracy", "Accuracy per round"),
                         key="cmp_acc")
+        verdict = _compare_verdict(series[f"#{a}"], series[f"#{b}"], a, b)
+        if verdict:
+            (st.warning if "cannot be told apart" in verdict else st.info)(verdict)
         for col, rid in ((c1, a), (c2, b)):
             run = run_service.get_run(s, rid)
             cfg = run.config or {}
@@ -143,6 +186,17 @@ def compare_view(project_id: int, rows_by_id: dict) -> None:
                                 key=f"cmp_metrics_{rid}")
                 st.plotly_chart(charts.confusion_figure(run_service.latest_confusion(s, rid)),
                                 key=f"cmp_conf_{rid}")
+
+
+def _compare_verdict(metrics_a: list[dict], metrics_b: list[dict], a: int, b: int) -> str | None:
+    """Whether the evaluation can rank the two runs (by the rounds their models kept)."""
+    def shown(metrics):
+        m = evaluation.kept_round(metrics) or next(
+            (m for m in reversed(metrics) if m["accuracy"] is not None), None)
+        return (m["accuracy"], (m["details"] or {}).get("n")) if m else (None, None)
+
+    (acc_a, n_a), (acc_b, n_b) = shown(metrics_a), shown(metrics_b)
+    return evaluation.compare_text(acc_a, n_a, acc_b, n_b, f"#{a}", f"#{b}")
 
 
 def main() -> None:

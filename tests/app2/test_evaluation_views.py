@@ -1,0 +1,55 @@
+"""The evaluation a person can trust, on a run a real worker trained: intervals, per-class
+table, reliability diagram, the small-set warning, and the comparison verdict."""
+
+from __future__ import annotations
+
+from app.services import training
+from db.models import RoundMetric, Run, utcnow
+from tests.app2.conftest import TINY_CONFIG, app_test
+
+
+def _texts(at) -> str:
+    kinds = ("markdown", "error", "warning", "info", "success", "caption", "text")
+    return "\n".join(str(e.value) for kind in kinds for e in getattr(at, kind))
+
+
+def test_worker_stores_the_kept_rounds_predictions(trained_db, trained):
+    rows = trained_db.query(RoundMetric).filter_by(run_id=trained.run_id).all()
+    kept = [r for r in rows if r.details.get("eval_predictions")]
+    assert len(kept) == 1  # the kept round only
+    preds = kept[0].details["eval_predictions"]
+    assert len(preds["gold"]) == kept[0].details["n"] == len(preds["probs"])
+    assert all(abs(sum(p) - 1) < 1e-3 for p in preds["probs"])
+    # The stored probabilities are the model's: their argmax reproduces the round's accuracy.
+    hits = sum(max(range(2), key=p.__getitem__) == g
+               for p, g in zip(preds["probs"], preds["gold"], strict=True))
+    assert hits / len(preds["gold"]) == kept[0].accuracy
+
+
+def test_progress_page_shows_intervals_per_class_and_reliability(trained):
+    at = app_test("progress.py", trained.project_id).run()
+    assert not at.exception, at.exception
+    text = _texts(at)
+    assert "95 % interval" in text and "Wilson" in text and "bootstrap" in text
+    assert "the round the saved model is" in text
+    assert any("evaluation examples: the true accuracy could be" in w.value for w in at.warning)
+    titles = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("Reliability (calibration): ECE" in t for t in titles)
+    per_class = [d.value for d in at.dataframe]
+    assert any(list(df.columns) == ["class", "precision", "recall", "f1", "support"]
+               and set(df["class"]) == {"positive", "negative"} for df in per_class)
+
+
+def test_compare_says_when_runs_cannot_be_told_apart(trained, trained_db):
+    cfg = training.build_list_config("custom", TINY_CONFIG)
+    other = training.start_training(trained_db, trained.project_id, trained.prompt_config_id,
+                                    list_config=cfg)
+    row = trained_db.get(Run, other.id)
+    row.status, row.started_at, row.finished_at = "succeeded", utcnow(), utcnow()
+    n = trained_db.query(RoundMetric).filter_by(run_id=trained.run_id).first().details["n"]
+    trained_db.add(RoundMetric(run_id=other.id, round=0, accuracy=0.5, macro_f1=0.5,
+                               details={"n": n}))
+    trained_db.commit()
+    at = app_test("progress.py", trained.project_id).run()
+    assert not at.exception, at.exception
+    assert any("cannot be told apart" in w.value for w in at.warning)
