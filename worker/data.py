@@ -1,10 +1,15 @@
 """Build the engine's examples from a project's documents and labels.
 
 - labelled:   documents with a Label that is not held out (label name via its LabelClass);
-- evaluation: held-out labels, plus (eval_source "gold"/"auto") documents with a gold label
-              and no Label; "held_out" uses only the held-out labels; "none" nothing;
-- unlabelled: documents without a Label; their gold label rides along in `Example.label`
-              only so the engine can report pseudo-label accuracy (it never trains on it).
+- evaluation: held-out labels (unless "none"), plus
+              - `eval_documents` (what "auto" sets aside when a run starts): these gold-
+                labelled documents are evaluated on and kept out of the unlabelled pool,
+                so the run never sees them;
+              - for "gold" (and "auto" of runs started before set-asides existed): the gold
+                labels of the unlabelled pool itself;
+- unlabelled: documents without a Label (minus the set-aside ones); their gold label rides
+              along in `Example.label` only so the engine can report pseudo-label accuracy
+              (it never trains on it).
 Example.id = Document.id, which is how pseudo-labels find their documents again.
 """
 
@@ -34,7 +39,8 @@ class Datasets:
     unlabeled: list
 
 
-def build_datasets(session: Session, project_id: int, labels: list[str], eval_source: str):
+def build_datasets(session: Session, project_id: int, labels: list[str], eval_source: str,
+                   eval_documents: list[int] | None = None):
     """The three example lists of a train run; labels outside `labels` (the verbalizer's)
     are left out with a warning."""
     from list_engine import Example
@@ -69,10 +75,17 @@ def build_datasets(session: Session, project_id: int, labels: list[str], eval_so
         .where(Document.project_id == project_id, ~Document.id.in_(select(Label.document_id)))
         .order_by(Document.id)
     ).all()
+    set_aside = set(eval_documents or ()) if eval_source != "none" else set()
+    pool_gold = eval_source == "gold" or (eval_source == "auto" and eval_documents is None)
     unlabeled = []
     for doc in unlabelled_docs:
         gold = doc.gold_label if doc.gold_label in known else None
-        unlabeled.append(Example(text=doc.text, text_b=doc.text_b, label=gold, id=doc.id))
-        if gold is not None and eval_source in ("auto", "gold"):
-            evaluation.append(Example(text=doc.text, text_b=doc.text_b, label=gold, id=doc.id))
+        example = Example(text=doc.text, text_b=doc.text_b, label=gold, id=doc.id)
+        if doc.id in set_aside:
+            if gold is not None:
+                evaluation.append(example)
+            continue  # never seen by the run, not even unlabelled
+        unlabeled.append(example)
+        if gold is not None and pool_gold:
+            evaluation.append(example)
     return Datasets(labeled=train, eval=evaluation, unlabeled=unlabeled)

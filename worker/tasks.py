@@ -56,7 +56,8 @@ def train(ctx: RunContext, run: Run) -> str:
     checkpoints = run_dir / "checkpoints"
 
     with ctx.session() as s:
-        data = build_datasets(s, run.project_id, list(verbalizer), config.get("eval_source", "auto"))
+        data = build_datasets(s, run.project_id, list(verbalizer), config.get("eval_source", "auto"),
+                              config.get("eval_documents"))
         checkpoint = jobs.latest_checkpoint(s, run.id)
         if checkpoint is not None and not Path(checkpoint.path).is_dir():
             log.warning("run %d: checkpoint %s is missing; starting over", run.id, checkpoint.path)

@@ -6,6 +6,7 @@ import streamlit as st
 
 from app import ui
 from app.services import ServiceError
+from app.services import gold as gold_service
 from app.services import labelling as label_service
 from app.services import prompts as prompt_service
 
@@ -40,6 +41,25 @@ def word_check(word: str) -> None:
         st.caption(ui.md(f"Splits into {len(tokens)} tokens ({' '.join(tokens)}); a label word "
                          "must be one token." + (f" Try: {', '.join(hints)}." if hints else "")))
 
+
+with ui.session() as s:
+    from_gold = gold_service.missing_classes(s, project.id)
+if from_gold:
+    shown = ", ".join(f"{v} ({n:,})" for v, n in from_gold[:12])
+    more = f" and {len(from_gold) - 12} more" if len(from_gold) > 12 else ""
+    st.info(ui.md(f"The imported corpus has gold labels not in this label set: {shown}{more}. "
+                  "Add them as labels (you can rename them and set their label words below)."),
+            icon=":material/auto_awesome:")
+    if st.button(f"Add {len(from_gold)} label{'s' if len(from_gold) != 1 else ''} from the "
+                 "gold labels", key="labels_from_gold"):
+        try:
+            with ui.session() as s:
+                added = gold_service.add_classes_from_gold(s, project.id)
+        except ServiceError as exc:
+            ui.error(exc)
+        else:
+            st.session_state["labels_flash"] = f"{len(added)} labels added from the gold labels."
+            st.rerun()
 
 if not classes:
     st.info("No labels yet: add at least two. Each label gets a short guideline (shown while "
@@ -96,14 +116,30 @@ new_word = st.text_input("Label word (optional)", key="new_label_word", max_char
                          placeholder=suggested or "e.g. great",
                          help="Left empty, the label's first word is used.")
 word_check(new_word or suggested)
-if st.button("Add label", key="add_label", type="primary", icon=":material/add:"):
+
+
+def _add_label() -> None:
+    """On click (before the rerun), so the form's fields can be emptied after a success."""
+    state = st.session_state
     try:
         with ui.session() as s:
-            label_service.add_label_class(s, project.id, new_name, new_desc, new_word)
+            label_service.add_label_class(s, project.id, state.get("new_label_name", ""),
+                                          state.get("new_label_desc", ""),
+                                          state.get("new_label_word", ""))
     except ServiceError as exc:
-        ui.error(exc)
+        state["labels_error"] = str(exc)
     else:
         for k in ("new_label_name", "new_label_desc", "new_label_word"):
-            st.session_state.pop(k, None)
-        st.session_state["labels_flash"] = "Label added."
-        st.rerun()
+            state[k] = ""
+        state["labels_flash"] = "Label added."
+
+
+st.button("Add label", key="add_label", type="primary", icon=":material/add:",
+          on_click=_add_label)
+if "labels_error" in st.session_state:
+    ui.error(st.session_state.pop("labels_error"))
+
+if len(classes) >= 2:
+    st.divider()
+    st.page_link("pages/labelling.py", label="Next: label a few documents of each class",
+                 icon=":material/arrow_forward:")

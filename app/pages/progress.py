@@ -62,6 +62,9 @@ def _charts(s, run) -> None:
     # A finished run shows the round its model kept; a running one its latest evaluation.
     kept = evaluation.kept_round(metrics)
     latest = kept or next((m for m in reversed(metrics) if m["accuracy"] is not None), None)
+    measured_on = run_service.evaluation_text(run)
+    if latest and measured_on:
+        st.caption(ui.md(measured_on))
     if latest:
         rep = evaluation.report(latest)
         which = charts.round_name(latest["round"])

@@ -65,13 +65,19 @@ def _knobs(preset: str) -> tuple[dict, int | None]:
 def _evaluation_section(s, project_id: int, counts) -> str:
     st.subheader("Evaluation set")
     options = {
-        "auto": "Automatic (held-out labels and gold labels)",
-        "gold": f"Gold labels from the import ({counts.gold_unlabelled} unlabelled documents)",
+        "auto": "Automatic: held-out labels and gold-labelled documents set aside",
+        "gold": f"Gold labels of the self-training pool ({counts.gold_unlabelled} documents)",
         "held_out": f"Held-out labels only ({counts.held_out_total})",
         "none": "None",
     }
     source = st.radio("Measure accuracy on", list(options), format_func=options.get,
-                      key="eval_source", horizontal=True)
+                      key="eval_source", horizontal=True,
+                      help="Automatic sets aside a share of the documents that have a gold "
+                      f"label ({training.EVAL_RESERVE_SHARE:.0%}, at most "
+                      f"{training.EVAL_RESERVE_MAX:,}): the run never sees them, so the "
+                      "accuracy is that of new documents. The pool option measures on the "
+                      "documents the run self-trains on (never on their labels), which "
+                      "flatters the accuracy a little.")
     evaluation = training.resolve_evaluation(counts, source)
     if evaluation.source == "none":
         st.warning(
@@ -171,7 +177,9 @@ def main() -> None:
                                           params.total if params else None, device, measured)
         m1, m2, m3, m4 = st.columns(4)
         m1.metric("Training labels", counts.train_total)
-        m2.metric("Unlabelled pool", f"{counts.unlabelled:,}")
+        m2.metric("Unlabelled pool", f"{counts.unlabelled - summary.evaluation.reserved:,}",
+                  help="Documents without a label that the run self-trains on (the ones set "
+                  "aside for evaluation are not among them).")
         m3.metric("Trainable parameters",
                   f"{params.trainable:,}" if params else "-",
                   help=f"of {params.total:,} in total" if params else None)

@@ -58,6 +58,8 @@ def pseudo_label_table(session: Session, run_id: int, round_: int, filters: Filt
     max_weight = None
     if filters.low_weight is not None:
         mean = mean_weight(session, run_id, round_)
+        if mean is not None and mean <= 0:  # every weight 0: none is below a share of it
+            return pd.DataFrame([], columns=COLUMNS)
         max_weight = None if mean is None else filters.low_weight * mean
     views = queries.pseudo_labels(
         session, run_id, round_, label=filters.label, max_weight=max_weight,

@@ -251,6 +251,21 @@ def round_metrics(session: Session, run_id: int) -> list[dict]:
     ]
 
 
+def evaluation_text(run: Run) -> str | None:
+    """Which documents the run's accuracy is measured on, in words."""
+    cfg = run.config or {}
+    saved = (cfg.get("evaluation") or {}).get("message")
+    if saved:
+        return saved.replace("Evaluation on", "Accuracy measured on", 1)
+    return {  # runs started before the message was saved
+        "auto": "Accuracy measured on held-out labels and the gold labels of the unlabelled "
+                "pool (the run self-trains on those texts, never on their labels).",
+        "gold": "Accuracy measured on the gold labels of the unlabelled pool (the run "
+                "self-trains on those texts, never on their labels).",
+        "held_out": "Accuracy measured on held-out labels (never trained on).",
+    }.get(cfg.get("eval_source", "auto"))
+
+
 def model_choices(metrics: list[dict]) -> str | None:
     """What the engine chose at the start of a run (prompt head, max length, learning rate),
     in words; None before the teacher finished."""

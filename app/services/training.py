@@ -162,39 +162,74 @@ def data_counts(session: Session, project_id: int, classes: list[str] | None = N
 # ----------------------------------------------------------------------------- evaluation set
 
 
+# "auto" sets aside this share of the gold-labelled unlabelled documents (at most
+# EVAL_RESERVE_MAX) as the evaluation set: the run never sees them, not even unlabelled.
+EVAL_RESERVE_SHARE = 0.2
+EVAL_RESERVE_MAX = 1000
+
+
 @dataclass(frozen=True)
 class EvaluationSet:
-    source: str  # what is measured on: "held_out", "gold", "held_out+gold" or "none"
+    source: str  # what is measured on: "held_out", "gold", "unseen_gold", joined by "+", or "none"
     size: int
     message: str
+    reserved: int = 0  # gold documents taken out of the self-training pool for it
+
+
+def reserve_size(gold_unlabelled: int) -> int:
+    return min(EVAL_RESERVE_MAX, int(gold_unlabelled * EVAL_RESERVE_SHARE))
 
 
 def resolve_evaluation(counts: DataCounts, requested: str = "auto") -> EvaluationSet:
     """What the worker will evaluate on (mirrors worker/data.py): held-out labels unless
-    "none", plus unlabelled documents with a gold label for "auto" and "gold"."""
+    "none"; for "auto" plus a share of the gold-labelled unlabelled documents set aside
+    (never seen by the run); for "gold" plus all of them (the pool it self-trains on)."""
     if requested not in EVAL_SOURCES:
         raise ServiceError(f"Unknown evaluation source {requested!r}.")
     held = counts.held_out_total if requested != "none" else 0
-    gold = counts.gold_unlabelled if requested in ("auto", "gold") else 0
+    gold = counts.gold_unlabelled if requested == "gold" else 0
+    unseen = reserve_size(counts.gold_unlabelled) if requested == "auto" else 0
     parts = []
     if held:
         parts.append(f"{held} held-out labels (never trained on)")
+    if unseen:
+        parts.append(f"{unseen} documents with an imported gold label, set aside (the run "
+                     "never sees them)")
     if gold:
-        parts.append(f"{gold} unlabelled documents with an imported gold label")
+        parts.append(f"{gold} unlabelled documents with an imported gold label (the run "
+                     "self-trains on these texts, never on their labels)")
     if not parts:
         why = {
             "none": "No evaluation set chosen",
             "held_out": "No labels are held out",
             "gold": "No unlabelled document has a gold label and no label is held out",
-            "auto": "No labels are held out and the corpus has no gold labels",
+            "auto": "No labels are held out and the corpus has too few gold labels",
         }[requested]
         return EvaluationSet(
             "none", 0,
             f"{why}: accuracy and macro-F1 cannot be measured. Hold out some labels (or "
             "import gold labels) to measure them.",
         )
-    source = "+".join(name for name, n in (("held_out", held), ("gold", gold)) if n)
-    return EvaluationSet(source, held + gold, "Evaluation on " + " and ".join(parts) + ".")
+    source = "+".join(name for name, n in (("held_out", held), ("unseen_gold", unseen),
+                                           ("gold", gold)) if n)
+    return EvaluationSet(source, held + unseen + gold,
+                         "Evaluation on " + " and ".join(parts) + ".", reserved=unseen)
+
+
+def reserve_eval_documents(session: Session, project_id: int, classes: list[str],
+                           n: int, seed: int = 0) -> list[int]:
+    """`n` gold-labelled documents without a label (gold label in `classes`), drawn at
+    random (reproducibly), sorted: the evaluation set a run keeps out of its pool."""
+    if n <= 0:
+        return []
+    labelled_doc = select(Label.document_id).where(Label.project_id == project_id)
+    ids = list(session.scalars(
+        select(Document.id).where(
+            Document.project_id == project_id, Document.gold_label.in_(classes),
+            Document.id.not_in(labelled_doc),
+        ).order_by(Document.id)
+    ))
+    return sorted(random.Random(seed).sample(ids, min(n, len(ids))))
 
 
 def hold_out_labels(
@@ -547,9 +582,17 @@ def start_training(session: Session, project_id: int, prompt_config_id: int, *,
             "evaluation": summary.evaluation.size,
         },
     }
+    if summary.evaluation.reserved:
+        run_config["eval_documents"] = reserve_eval_documents(
+            session, project_id, list(config.verbalizer), summary.evaluation.reserved,
+            seed=int(list_config.get("seed") or 0))
+    # What accuracy will be measured on, in words, for the progress page and model card.
+    run_config["evaluation"] = {"source": summary.evaluation.source,
+                                "message": summary.evaluation.message}
     # Work units let the next estimate use this run's measured speed.
-    run_config["_work_units"] = work_units(list_config, summary.counts.unlabelled,
-                                           summary.evaluation.size)
+    run_config["_work_units"] = work_units(
+        list_config, summary.counts.unlabelled - len(run_config.get("eval_documents", [])),
+        summary.evaluation.size)
     if session.in_transaction():
         session.commit()
     try:

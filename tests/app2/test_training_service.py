@@ -16,8 +16,8 @@ def test_summary_of_a_ready_project(db, labelled_project):
     assert summary.counts.train_per_class == {"positive": 3, "negative": 3}
     assert summary.counts.unlabelled == 18
     assert summary.counts.gold == 24
-    # gold labels of the unlabelled documents make an evaluation set
-    assert summary.evaluation.source == "gold" and summary.evaluation.size == 18
+    # a share of the gold-labelled unlabelled documents is set aside as the evaluation set
+    assert summary.evaluation.source == "unseen_gold" and summary.evaluation.size == 3
     # no worker: a warning that says how to start one
     assert any("python -m worker" in w for w in summary.warnings)
 
