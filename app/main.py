@@ -6,6 +6,12 @@ themselves live in app/pages/."""
 from __future__ import annotations
 
 import streamlit as st
+from sqlalchemy.exc import DBAPIError
+
+from app import auth, ui
+from app.services import ServiceError
+from db.health import DatabaseUnusable, explain
+from db.writes import DatabaseBusyError
 
 st.set_page_config(page_title="LiST: few-label text classifiers", page_icon=":material/label:",
                    layout="wide")
@@ -17,6 +23,8 @@ DATA_PAGES = [
     st.Page("pages/label_set.py", title="Label set", icon=":material/sell:"),
     st.Page("pages/labelling.py", title="Labelling", icon=":material/edit_note:"),
     st.Page("pages/prompt.py", title="Prompt design", icon=":material/text_fields:"),
+    st.Page("pages/agreement.py", title="Agreement", icon=":material/group:"),
+    st.Page("pages/team.py", title="Team and sharing", icon=":material/manage_accounts:"),
 ]
 
 # ---------------------------------------------------------------------------------------
@@ -38,4 +46,18 @@ MODEL_PAGES: list = [
 sections = {"Data": DATA_PAGES}
 if MODEL_PAGES:
     sections["Model"] = MODEL_PAGES
-st.navigation(sections).run()
+try:
+    if auth.gate() is None:  # not signed in (LIST_AUTH): the sign-in page is all there is
+        st.navigation([st.Page(auth.sign_in_page, title="Sign in", icon=":material/login:")],
+                      position="hidden").run()
+    else:
+        st.navigation(sections).run()
+except (DatabaseBusyError, DatabaseUnusable) as exc:  # messages written for the user
+    ui.error(exc)
+except ServiceError as exc:  # e.g. a role that does not allow the action
+    ui.error(exc)
+except DBAPIError as exc:
+    message = explain(exc)  # a database fault (read-only, disk full, damaged file)
+    if message is None:
+        raise
+    ui.error(message)

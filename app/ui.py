@@ -16,10 +16,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.services import ServiceError
 from app.services import projects as project_service
+from app.services import users as user_service
 from db.models import Project
 from db.settings import get_settings
 
 PROJECT_KEY = "project_id"  # the current project (plain session state, not a widget)
+USER_STATE = "auth_user_id"  # the signed-in user (set by app/auth.py's gate)
 PICKER_KEY = "project_picker"
 # The URL carries the current project (and the run a page shows), so that a reload, a
 # bookmark or a shared link opens the same view; session state wins within a session.
@@ -64,7 +66,7 @@ def session() -> Iterator[Session]:
     except DatabaseUnusable as exc:
         error(exc)
         st.stop()
-    s = factory()
+    s = user_service.act_as(factory(), st.session_state.get(USER_STATE))  # who is acting
     try:
         yield s
     finally:
@@ -161,6 +163,14 @@ def project_sidebar() -> Project | None:
 
     if current is None:
         return None
+    with session() as s:
+        role = user_service.role_of(s, current, user_service.actor_id(s))
+    if role != "owner":  # only owners rename, delete or share
+        sb.caption(f"Your role in this project: {role}. "
+                   + ("You can label; an owner manages it." if role == "annotator"
+                      else "You can look, not change."))
+        with session() as s:
+            return project_service.get_project(s, current)
     with sb.expander("Rename or delete"):
         new_name = st.text_input("New name", value=names[current], key=f"rename_{current}")
         if st.button("Rename", key="rename_project"):

@@ -4,6 +4,7 @@ target, and which document comes next (random, diverse, keyword)."""
 from __future__ import annotations
 
 import functools
+import uuid
 
 import streamlit as st
 
@@ -13,6 +14,7 @@ from app.services import corpus as corpus_service
 from app.services import labelling as label_service
 from app.services import prompts as prompt_service
 from app.services import runs as run_service
+from app.services import users as user_service
 from app.services.training import fresh_workers
 from db import label_export
 
@@ -49,8 +51,12 @@ def go_next() -> None:
 
 
 def on_label(document_id: int, class_id: int, class_name: str) -> None:
-    with ui.session() as s:
-        label_service.set_label(s, pid, document_id, class_id)
+    try:
+        with ui.session() as s:
+            label_service.set_label(s, pid, document_id, class_id)
+    except ServiceError as exc:  # e.g. a viewer's role
+        flash(str(exc))
+        return
     flash(f"Labelled {class_name}.", "success")
     go_next()
 
@@ -66,10 +72,14 @@ def on_back() -> None:
 
 
 def on_undo() -> None:
-    with ui.session() as s:
-        event = label_service.undo(s, pid)
+    try:
+        with ui.session() as s:
+            event = label_service.undo(s, pid)
+    except ServiceError as exc:
+        flash(str(exc))
+        return
     if event is None:
-        flash("Nothing to undo.")
+        flash("Nothing of yours to undo.")
         return
     history = nav["history"]
     if event.document_id in history:
@@ -85,7 +95,7 @@ with st.sidebar:
     strategy = st.radio(
         "Strategy", label_service.STRATEGIES, key="lab_strategy",
         format_func={"random": "Random", "diverse": "Diverse (clusters)",
-                     "keyword": "Keyword search"}.get,
+                     "keyword": "Keyword search", "second": "Second opinion (blind)"}.get,
         help="Diverse picks the most central unlabelled document of the least-covered "
              "cluster of the corpus (k-means over the model's embeddings).",
     )
@@ -108,19 +118,36 @@ def clusters_for(project_id: int, model: str, n_embedded: int, k: int):
     return label_service.cluster_documents(ids, vectors, k)
 
 
+# This browser session's name on the document leases (others are not shown its document).
+holder = st.session_state.setdefault("lease_holder", uuid.uuid4().hex)
+
+
 def pick_next() -> int | None:
+    """The next document by the strategy that no other annotator is being shown; it is
+    leased to this session before it is shown."""
     exclude = set(nav["history"]) | set(nav["skipped"])
-    with ui.session() as s:
-        if strategy == "random":
-            return label_service.next_random(s, pid, exclude)
-        if strategy == "keyword":
-            return label_service.next_keyword(s, pid, keyword, exclude)
-        missing = label_service.missing_embeddings(s, pid, model)
-        if missing:
-            return None
-        k = label_service.default_k(len(classes), int(target_total))
-        clusters = clusters_for(pid, model, n_docs, k)
-        return label_service.next_diverse(s, pid, clusters, exclude)
+    for _ in range(20):  # another session may claim our pick first: pick again
+        with ui.session() as s:
+            doc_id = pick_candidate(s, exclude | label_service.leased_elsewhere(s, pid, holder))
+            if doc_id is None or label_service.claim_document(s, pid, doc_id, holder):
+                return doc_id
+        exclude.add(doc_id)
+    return None
+
+
+def pick_candidate(s, exclude: set[int]) -> int | None:
+    if strategy == "second":
+        return label_service.next_second_opinion(s, pid, exclude)
+    if strategy == "random":
+        return label_service.next_random(s, pid, exclude)
+    if strategy == "keyword":
+        return label_service.next_keyword(s, pid, keyword, exclude)
+    missing = label_service.missing_embeddings(s, pid, model)
+    if missing:
+        return None
+    k = label_service.default_k(len(classes), int(target_total))
+    clusters = clusters_for(pid, model, n_docs, k)
+    return label_service.next_diverse(s, pid, clusters, exclude)
 
 
 if strategy == "keyword" and not keyword.strip():
@@ -241,9 +268,19 @@ with main:
     if doc is not None:
         current_name = next((c.name for c in classes if current and c.id == current.label_class_id),
                             None)
+        with ui.session() as s:  # renew this session's lease (or learn someone else has it)
+            mine = label_service.claim_document(s, pid, doc.id, holder)
+            can_label = user_service.can(s, pid, "annotator")
+        if strategy == "second" and current_name and current.user_id != st.session_state.get(
+                ui.USER_STATE):
+            current_name = None  # blind: the first annotator's label is not shown
         st.caption(f"Document {doc.id} · {nav['pos'] + 1} of {len(history)} shown this session"
                    + (" · current label: " + ui.md(current_name) if current_name else
-                      " · not labelled yet"))
+                      " · not labelled yet" if strategy != "second" else " · second opinion"))
+        if not mine:
+            st.caption("Another annotator has this document open right now.")
+        if not can_label:
+            st.info("You are a viewer of this project: you can read, not label.")
         with st.container(border=True, key="doc_view"):
             st.text(doc.text)
             if doc.text_b:
@@ -255,7 +292,7 @@ with main:
             cols[i % len(cols)].button(
                 hint + ui.md(cls.name), key=f"lab_class_{i}", width="stretch",
                 type="primary" if current_name == cls.name else "secondary",
-                on_click=on_label, args=(doc.id, cls.id, cls.name),
+                on_click=on_label, args=(doc.id, cls.id, cls.name), disabled=not can_label,
             )
         b1, b2, b3, b4 = st.columns(4)
         b1.button("← Back", key="lab_back", on_click=on_back, disabled=nav["pos"] == 0,

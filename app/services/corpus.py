@@ -22,9 +22,9 @@ import pandas as pd
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from app.services import ServiceError
+from app.services import ServiceError, users
 from app.services.labelling import suggest_word
-from db.models import IMPORTED_GOLD, Document, ImportBatch, Label, LabelClass, Project
+from db.models import IMPORTED_GOLD, OWNER, Document, ImportBatch, Label, LabelClass, Project
 from list_engine import reading
 from list_engine.reading import ReadError, Table, TableInfo
 
@@ -178,6 +178,7 @@ def import_documents(
         rows_expected = len(table)
     if session.get(Project, project_id) is None:
         raise ServiceError("That project no longer exists.")
+    users.require(session, project_id, OWNER)
     report = (lambda f, m: progress(min(max(f, 0.0), 1.0), m)) if progress else (lambda f, m: None)
     columns = (text_column, text_b_column, label_column)
     tally = _Tally()

@@ -1,32 +1,42 @@
 """The label set, labels (saved at once, with an undo history), progress against a
-target, and which document to label next (random, diverse, keyword)."""
+target, which document to label next (random, diverse, keyword, second opinion), and short
+leases that keep two annotators of a project off the same document."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.services import ServiceError
+from app.services import ServiceError, users
 from db.embeddings import load_embeddings as load_embeddings  # the cache lives in db,
 from db.embeddings import missing_embeddings as missing_embeddings  # the worker fills it
 from db.models import (
+    ANNOTATOR,
     FINISHED_STATUSES,
     HUMAN,
+    OWNER,
     Document,
+    DocumentLease,
     Label,
     LabelClass,
     LabelEvent,
     Run,
+    utcnow,
 )
+from db.writes import retry_busy, user_write
 
 DEFAULT_TARGET_TOTAL = 30
-STRATEGIES = ("random", "diverse", "keyword")
+# "second": documents another annotator labelled and you have not (for agreement).
+STRATEGIES = ("random", "diverse", "keyword", "second")
+LEASE_SECONDS = 300  # how long a shown document is kept from other annotators
 HOTKEY_LABELS = 9  # keys 1-9
 
 # ---------------------------------------------------------------- label set
@@ -68,9 +78,11 @@ def _clean_word(word: str) -> str:
     return word
 
 
+@user_write
 def add_label_class(
     session: Session, project_id: int, name: str, description: str = "", verbalizer_word: str = ""
 ) -> LabelClass:
+    users.require(session, project_id, OWNER)
     name = _clean_label_name(session, project_id, name)
     position = session.scalar(
         select(func.coalesce(func.max(LabelClass.position), -1))
@@ -81,10 +93,11 @@ def add_label_class(
         verbalizer_word=_clean_word(verbalizer_word) or suggest_word(name), position=position,
     )
     session.add(cls)
-    session.commit()
+    session.flush()
     return cls
 
 
+@user_write
 def update_label_class(
     session: Session, label_class_id: int, *, name: str | None = None,
     description: str | None = None, verbalizer_word: str | None = None,
@@ -92,27 +105,28 @@ def update_label_class(
     cls = session.get(LabelClass, label_class_id)
     if cls is None:
         raise ServiceError("That label no longer exists.")
+    users.require(session, cls.project_id, OWNER)
     if name is not None:
         cls.name = _clean_label_name(session, cls.project_id, name, exclude_id=cls.id)
     if description is not None:
         cls.description = description.strip()
     if verbalizer_word is not None:
         cls.verbalizer_word = _clean_word(verbalizer_word)
-    session.commit()
     return cls
 
 
+@user_write
 def delete_label_class(session: Session, label_class_id: int) -> int:
     """Delete a label class and the labels that use it; returns how many labels went."""
     cls = session.get(LabelClass, label_class_id)
     if cls is None:
         return 0
+    users.require(session, cls.project_id, OWNER)
     n = session.scalar(
         select(func.count()).select_from(Label).where(Label.label_class_id == label_class_id)
     ) or 0
     session.execute(delete(Label).where(Label.label_class_id == label_class_id))
     session.execute(delete(LabelClass).where(LabelClass.id == label_class_id))
-    session.commit()
     session.expire_all()
     return n
 
@@ -120,7 +134,7 @@ def delete_label_class(session: Session, label_class_id: int) -> int:
 # ---------------------------------------------------------------- labels
 
 
-def _write_label(session, project_id, document_id, class_id, source) -> None:
+def _write_label(session, project_id, document_id, class_id, source, user_id=None) -> None:
     """Set (or with class_id None, remove) a document's label, without an event."""
     label = session.scalar(select(Label).where(Label.document_id == document_id))
     if class_id is None:
@@ -128,20 +142,25 @@ def _write_label(session, project_id, document_id, class_id, source) -> None:
             session.delete(label)
     elif label is None:
         session.add(Label(project_id=project_id, document_id=document_id,
-                          label_class_id=class_id, source=source or HUMAN))
+                          label_class_id=class_id, source=source or HUMAN, user_id=user_id))
     else:
         label.label_class_id = class_id
         label.source = source or HUMAN
+        label.user_id = user_id
 
 
+@user_write
 def set_label(
     session: Session, project_id: int, document_id: int, label_class_id: int | None,
     source: str = HUMAN,
 ) -> LabelEvent | None:
-    """Label a document (or remove its label with None), record the change, commit.
+    """Label a document (or remove its label with None), record the change and who made it.
 
-    Returns the event, or None when nothing changed.
+    Returns the event, or None when nothing changed. A second annotator who gives the same
+    label still gets an event: that is their vote in the agreement view.
     """
+    users.require(session, project_id, ANNOTATOR)
+    who = users.actor_id(session)
     doc = session.get(Document, document_id)
     if doc is None or doc.project_id != project_id:
         raise ServiceError("That document is not in this project.")
@@ -152,16 +171,18 @@ def set_label(
     current = session.scalar(select(Label).where(Label.document_id == document_id))
     old_class = current.label_class_id if current else None
     old_source = current.source if current else None
-    if old_class == label_class_id and (label_class_id is None or old_source == source):
+    if old_class == label_class_id and (
+            label_class_id is None or (old_source == source and current.user_id == who)):
         return None
-    _write_label(session, project_id, document_id, label_class_id, source)
+    _write_label(session, project_id, document_id, label_class_id, source, who)
     event = LabelEvent(
         project_id=project_id, document_id=document_id,
         old_label_class_id=old_class, new_label_class_id=label_class_id,
         old_source=old_source, new_source=source if label_class_id is not None else None,
+        user_id=who,
     )
     session.add(event)
-    session.commit()
+    session.flush()
     return event
 
 
@@ -169,21 +190,39 @@ def remove_label(session: Session, project_id: int, document_id: int) -> LabelEv
     return set_label(session, project_id, document_id, None)
 
 
+@user_write
 def undo(session: Session, project_id: int) -> LabelEvent | None:
-    """Undo the latest change not undone yet; returns that event (None: nothing to undo)."""
-    event = session.scalar(
-        select(LabelEvent)
-        .where(LabelEvent.project_id == project_id, LabelEvent.undone.is_(False))
-        .order_by(LabelEvent.id.desc()).limit(1)
-    )
+    """Undo your latest change that still stands; returns that event (None: nothing to undo).
+
+    "Yours" is the acting user's (a trusted caller without a user undoes anyone's). A change
+    that someone else has changed again since does not stand any more: undoing it would
+    overwrite their work, so it is passed over."""
+    users.require(session, project_id, ANNOTATOR)
+    who = users.actor_id(session)
+    live = (LabelEvent.project_id == project_id) & LabelEvent.undone.is_(False)
+    mine = select(LabelEvent).where(live).order_by(LabelEvent.id.desc()).limit(200)
+    if who is not None:
+        mine = mine.where(LabelEvent.user_id == who)
+    event = None
+    for candidate in session.scalars(mine):
+        later = session.scalar(select(LabelEvent.id).where(
+            live, LabelEvent.document_id == candidate.document_id, LabelEvent.id > candidate.id
+        ).limit(1))
+        if later is None:
+            event = candidate
+            break
     if event is None:
         return None
     old_class = event.old_label_class_id
     if old_class is not None and session.get(LabelClass, old_class) is None:
         old_class = None  # the class was deleted since
-    _write_label(session, project_id, event.document_id, old_class, event.old_source)
+    # The label goes back to whoever set it before (the newest live event before this one).
+    before = session.scalar(select(LabelEvent.user_id).where(
+        live, LabelEvent.document_id == event.document_id, LabelEvent.id < event.id
+    ).order_by(LabelEvent.id.desc()).limit(1))
+    _write_label(session, project_id, event.document_id, old_class, event.old_source, before)
     event.undone = True
-    session.commit()
+    session.flush()
     return event
 
 
@@ -206,19 +245,20 @@ def labelled_examples(session: Session, project_id: int, limit: int | None = Non
 
 
 def labels_table(session: Session, project_id: int, snippet: int = 120) -> pd.DataFrame:
-    """All labels of the project for review: document, snippet, label, source, when."""
+    """All labels of the project for review: document, snippet, label, who, source, when."""
     rows = session.execute(
-        select(Document.id, Document.text, LabelClass.name, Label.source, Label.held_out,
-               Label.updated_at)
+        select(Document.id, Document.text, LabelClass.name, Label.user_id, Label.source,
+               Label.held_out, Label.updated_at)
         .join(Label, Label.document_id == Document.id)
         .join(LabelClass, LabelClass.id == Label.label_class_id)
         .where(Label.project_id == project_id)
         .order_by(Label.updated_at.desc(), Label.id.desc())
     ).all()
+    who = users.names(session, [r[3] for r in rows])
     return pd.DataFrame(
-        [(i, t if len(t) <= snippet else t[: snippet - 1] + "…", n, s, h, u)
-         for i, t, n, s, h, u in rows],
-        columns=["document", "text", "label", "source", "held_out", "updated"],
+        [(i, t if len(t) <= snippet else t[: snippet - 1] + "…", n, who.get(b, "—"), s, h, u)
+         for i, t, n, b, s, h, u in rows],
+        columns=["document", "text", "label", "labelled by", "source", "held_out", "updated"],
     )
 
 
@@ -320,6 +360,67 @@ def next_keyword(session, project_id, keyword, exclude=()) -> int | None:
     return found[0] if found else None
 
 
+def next_second_opinion(session: Session, project_id: int, exclude: Iterable[int] = ()
+                        ) -> int | None:
+    """The oldest document that another annotator labelled and the acting user has not
+    (a label of theirs counts as long as it is not undone): a second, blind opinion for the
+    agreement view."""
+    who = users.actor_id(session)
+    live = (LabelEvent.project_id == project_id) & LabelEvent.undone.is_(False)
+    mine = select(LabelEvent.document_id).where(live, LabelEvent.user_id == who)
+    stmt = (select(Label.document_id)
+            .where(Label.project_id == project_id, Label.source == HUMAN,
+                   Label.user_id.is_not(None), Label.user_id != who,
+                   Label.document_id.not_in(mine))
+            .order_by(Label.document_id))
+    exclude = list(exclude)
+    if exclude:
+        stmt = stmt.where(Label.document_id.not_in(exclude))
+    return session.scalar(stmt.limit(1))
+
+
+# -- leases: two annotators of a project are never shown the same document at once
+
+
+def leased_elsewhere(session: Session, project_id: int, holder: str) -> set[int]:
+    """Documents of the project that another labelling session is showing right now."""
+    return set(session.scalars(select(DocumentLease.document_id).where(
+        DocumentLease.project_id == project_id, DocumentLease.holder != holder,
+        DocumentLease.expires_at > utcnow())))
+
+
+@user_write
+def claim_document(session: Session, project_id: int, document_id: int, holder: str,
+                   seconds: float = LEASE_SECONDS) -> bool:
+    """Hold `document_id` for the labelling session `holder` (one document per holder; its
+    earlier lease ends). False when another session holds it: show it something else.
+    Calling it again for the shown document renews the lease."""
+    now = utcnow()
+    lease = session.get(DocumentLease, document_id)
+    if lease is not None and lease.holder != holder and lease.expires_at > now:
+        return False
+    session.execute(delete(DocumentLease).where(DocumentLease.holder == holder,
+                                                DocumentLease.document_id != document_id))
+    expires = now + timedelta(seconds=seconds)
+    if lease is None:
+        try:  # PostgreSQL: a second session inserting the same document at once loses here
+            with session.begin_nested():
+                session.add(DocumentLease(document_id=document_id, project_id=project_id,
+                                          holder=holder, user_id=users.actor_id(session),
+                                          expires_at=expires))
+        except IntegrityError:
+            return False
+    else:
+        lease.holder, lease.user_id, lease.expires_at = holder, users.actor_id(session), expires
+    return True
+
+
+@user_write
+def release_documents(session: Session, holder: str) -> None:
+    """End the leases of a labelling session (it left the page or finished)."""
+    session.execute(delete(DocumentLease).where(DocumentLease.holder == holder))
+
+
 # -- diverse: k-means over cached mean-pooled embeddings
 
 def _embed_runs(project_id: int, model: str):
@@ -346,11 +447,13 @@ def start_embedding(session: Session, project_id: int, model: str) -> Run:
     the run already queued or running is returned instead of a second one."""
     from db import jobs
 
+    users.require(session, project_id, ANNOTATOR)
     existing = embedding_run(session, project_id, model)
     if existing is not None:
         return existing
     try:  # enqueue ends the read transaction above before it takes the write lock
-        return jobs.enqueue(session, project_id=project_id, kind="embed", config={"model": model})
+        return retry_busy(lambda: jobs.enqueue(session, project_id=project_id, kind="embed",
+                                               config={"model": model}), "start embedding")
     except jobs.JobError as exc:
         raise ServiceError(str(exc)) from exc
 
@@ -410,10 +513,11 @@ def get_document(session: Session, project_id: int, document_id: int) -> Documen
     return doc if doc is not None and doc.project_id == project_id else None
 
 
+@user_write
 def mark_held_out(session: Session, project_id: int, document_ids: Iterable[int], held_out=True):
     """Mark labels as held out for evaluation (part 2 uses this for the evaluation set)."""
+    users.require(session, project_id, OWNER)
     session.execute(
         update(Label).where(Label.project_id == project_id, Label.document_id.in_(list(document_ids)))
         .values(held_out=held_out)
     )
-    session.commit()

@@ -11,9 +11,9 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.services import ServiceError
+from app.services import ServiceError, users
 from app.services.export import loadable_dir, model_dir
-from db.models import Artifact, Run
+from db.models import OWNER, Artifact, Run
 from db.settings import get_settings
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
@@ -78,6 +78,7 @@ def start_predict(session: Session, project_id: int, source_run_id: int, *,
     """Enqueue a predict run over the project's corpus or a saved upload."""
     from db import jobs
 
+    users.require(session, project_id, OWNER)
     source = session.get(Run, source_run_id)
     if source is None or source.project_id != project_id:
         raise ServiceError(f"Run #{source_run_id} is not a run of this project.")

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from app.services import ServiceError
-from db.models import Document, Label, LabelClass, Project, PromptConfig
+from app.services import ServiceError, users
+from db.models import OWNER, VIEWER, Document, Label, LabelClass, Project, PromptConfig
 
 MAX_NAME = 200
 
@@ -42,11 +42,19 @@ def _check_unique(session: Session, name: str, exclude_id: int | None = None) ->
 
 
 def list_projects(session: Session) -> list[Project]:
-    return list(session.scalars(select(Project).order_by(Project.name)))
+    """The projects the acting user may see (all of them for admins and trusted callers)."""
+    stmt = select(Project).order_by(Project.name)
+    visible = users.visible_project_ids(session)
+    if visible is not None:
+        stmt = stmt.where(Project.id.in_(visible))
+    return list(session.scalars(stmt))
 
 
 def get_project(session: Session, project_id: int | None) -> Project | None:
-    return session.get(Project, project_id) if project_id is not None else None
+    """The project, or None when it does not exist or the acting user may not see it."""
+    if project_id is None or not users.can(session, project_id, VIEWER):
+        return None
+    return session.get(Project, project_id)
 
 
 def create_project(session: Session, name: str, description: str = "") -> Project:
@@ -55,6 +63,7 @@ def create_project(session: Session, name: str, description: str = "") -> Projec
     project = Project(name=name, description=(description or "").strip())
     session.add(project)
     session.commit()
+    users.add_owner(session, project.id)
     return project
 
 
@@ -73,6 +82,7 @@ def rename_project(session: Session, project_id: int, new_name: str) -> Project:
     project = session.get(Project, project_id)
     if project is None:
         raise ServiceError("That project no longer exists.")
+    users.require(session, project_id, OWNER)
     new_name = _clean_name(new_name)
     _check_unique(session, new_name, exclude_id=project_id)
     project.name = new_name
@@ -82,6 +92,7 @@ def rename_project(session: Session, project_id: int, new_name: str) -> Project:
 
 def delete_project(session: Session, project_id: int) -> None:
     """Delete a project and everything in it (documents, labels, prompts, runs)."""
+    users.require(session, project_id, OWNER)
     # A core DELETE lets the database cascade (fast for 100k documents).
     session.execute(delete(Project).where(Project.id == project_id))
     session.commit()

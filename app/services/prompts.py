@@ -10,9 +10,9 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.services import ServiceError
+from app.services import ServiceError, users
 from app.services.labelling import labelled_examples, list_label_classes
-from db.models import Document, PromptConfig
+from db.models import OWNER, Document, PromptConfig
 
 MODES = ("prompt", "classic")
 DEFAULT_MAX_LENGTH = 128
@@ -313,6 +313,7 @@ def save_prompt_config(
 ) -> PromptConfig:
     """Validate (when a tokenizer is given) and save as the next version. Saved configs are
     immutable: editing saves a new version."""
+    users.require(session, project_id, OWNER)
     if mode not in MODES:
         raise ServiceError(f"Unknown mode {mode!r}: use one of {', '.join(MODES)}.")
     labels = [c.name for c in list_label_classes(session, project_id)]
