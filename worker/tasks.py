@@ -58,15 +58,7 @@ def train(ctx: RunContext, run: Run) -> str:
     with ctx.session() as s:
         data = build_datasets(s, run.project_id, list(verbalizer), config.get("eval_source", "auto"),
                               config.get("eval_documents"))
-        checkpoint = jobs.latest_checkpoint(s, run.id)
-        if checkpoint is not None and not Path(checkpoint.path).is_dir():
-            log.warning("run %d: checkpoint %s is missing; starting over", run.id, checkpoint.path)
-            checkpoint = None
-        if checkpoint is not None:
-            log.info("run %d: resuming from the round-%d checkpoint", run.id, checkpoint.round)
-            truncate_after_round(s, run.id, checkpoint.round)
-        else:
-            truncate_after_round(s, run.id, -1, resumed=False)
+        candidates = _checkpoints_on_disk(s, run.id)
         ctx.observe_status(update_progress(s, run.id, ctx.worker_id, phase="loading model",
                                            device=ctx.device))
     log.info("run %d: %d labelled, %d unlabelled, %d evaluation examples", run.id,
@@ -83,20 +75,27 @@ def train(ctx: RunContext, run: Run) -> str:
                               eval=data.eval or None, callbacks=[reporter])
     except ValueError as exc:
         raise RunConfigError(f"{type(exc).__name__}: {exc}") from exc
-    try:
-        result = trainer.train(checkpoint_dir=checkpoints,
-                               resume_from=checkpoint.path if checkpoint is not None else None)
-    except (ValueError, OSError) as exc:
-        # The engine refuses a checkpoint made on other data or settings (e.g. documents
-        # were labelled since): start over rather than fail every retry the same way.
-        if checkpoint is None or reporter.started:
-            raise
-        log.warning("run %d: cannot resume from %s (%s); starting over", run.id,
-                    checkpoint.path, exc)
+    # Resume from the newest round checkpoint the engine accepts; an older round when the
+    # newest is damaged (cut short by a full disk, files deleted); from scratch when none is
+    # usable (or they were made on other data: documents were labelled since).
+    for checkpoint in [*candidates, None]:
         with ctx.session() as s:
-            truncate_after_round(s, run.id, -1, resumed=False)
-        shutil.rmtree(checkpoints, ignore_errors=True)
-        result = trainer.train(checkpoint_dir=checkpoints)
+            if checkpoint is not None:
+                log.info("run %d: resuming from the round-%d checkpoint", run.id, checkpoint.round)
+                truncate_after_round(s, run.id, checkpoint.round)
+            else:
+                truncate_after_round(s, run.id, -1, resumed=False)
+        if checkpoint is None and candidates:
+            shutil.rmtree(checkpoints, ignore_errors=True)
+        try:
+            result = trainer.train(checkpoint_dir=checkpoints,
+                                   resume_from=checkpoint.path if checkpoint is not None else None)
+            break
+        except (ValueError, OSError) as exc:
+            if checkpoint is None or reporter.started:
+                raise
+            log.warning("run %d: cannot resume from %s (%s); trying an older round", run.id,
+                        checkpoint.path, exc)
     if result.status != "completed":
         return "stopped"
 
@@ -118,6 +117,19 @@ def train(ctx: RunContext, run: Run) -> str:
         add_artifact(s, run.id, "model", str(model_dir), sha256=sha, bytes=size)
     log.info("run %d: model saved to %s", run.id, model_dir)
     return "completed"
+
+
+def _checkpoints_on_disk(session, run_id: int) -> list:
+    """The run's round checkpoints whose folders exist, newest first. Rows whose folder is
+    gone (a deleted run directory) are dropped, so nothing points at missing files."""
+    from db.progress import forget_missing_artifacts
+
+    gone = forget_missing_artifacts(session, run_id)
+    if gone:
+        log.warning("run %d: %d artifact(s) were missing on disk: %s", run_id, len(gone),
+                    ", ".join(gone))
+    rows = queries.run_artifacts(session, run_id, kind="checkpoint")
+    return sorted(rows, key=lambda a: a.round if a.round is not None else -1, reverse=True)
 
 
 def _record_eval_predictions(ctx: RunContext, run_id: int, round: int, classifier, examples,
