@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 MODES = ("prompt", "classic", "full")
 META_METHODS = ("central", "forward", "jvp")
 ZERO_WEIGHT_POLICIES = ("skip", "uniform")
+BEST_ROUND_METRICS = ("accuracy", "macro_f1")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 
 
@@ -120,6 +121,9 @@ class LiSTConfig:
     keep_best_round: bool = field(
         default=True, metadata={"help": "with an evaluation set: end on the round that scored "
                                 "best on it (ties: the later round), not blindly the last"})
+    best_round_metric: str = field(
+        default="accuracy", metadata={"help": "what 'best' means for keep_best_round: "
+                                      "accuracy | macro_f1 (classes weigh alike)"})
     # Additions to the contract (all optional).
     meta_method: str = field(
         default="central",
@@ -182,6 +186,9 @@ class LiSTConfig:
                f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         _check(self.meta_method in META_METHODS,
                f"meta_method must be one of {META_METHODS}, got {self.meta_method!r}")
+        _check(self.best_round_metric in BEST_ROUND_METRICS,
+               f"best_round_metric must be one of {BEST_ROUND_METRICS}, "
+               f"got {self.best_round_metric!r}")
         _check(self.zero_weight_policy in ZERO_WEIGHT_POLICIES,
                f"zero_weight_policy must be one of {ZERO_WEIGHT_POLICIES}, "
                f"got {self.zero_weight_policy!r}")

@@ -143,7 +143,8 @@ class LiSTTrainer:
             "max_length": self.classifier.max_length, "config": cfg.to_dict(),
         })
         last_state = self.classifier.trainable_state() if start > 0 else None
-        # The best round so far by evaluation accuracy (held in memory: adapters are small).
+        # The best round so far on the evaluation (held in memory: adapters are small).
+        key = cfg.best_round_metric
         best: tuple[float, int, dict] | None = None
         status, completed = "completed", start - 1
         try:
@@ -155,9 +156,9 @@ class LiSTTrainer:
                 metrics.append(round_metrics)
                 self.callbacks.trigger("on_evaluate", r, round_metrics)
                 last_state = self.classifier.trainable_state()
-                if round_metrics.get("accuracy") is not None and (
-                        best is None or round_metrics["accuracy"] >= best[0]):
-                    best = (round_metrics["accuracy"], r, last_state)
+                if round_metrics.get(key) is not None and (
+                        best is None or round_metrics[key] >= best[0]):
+                    best = (round_metrics[key], r, last_state)
                 completed = r
                 ckpt = None
                 if checkpoint_dir is not None:
@@ -184,13 +185,14 @@ class LiSTTrainer:
     def _keep_best_round(self, metrics: list[dict], states: dict[int, dict],
                          checkpoint_dir) -> int:
         """With an evaluation set, a round that made things worse is not what the user gets:
-        load the round with the best evaluation accuracy (ties: the later one). Without one,
-        the last round (nothing measured to choose by)."""
+        load the round with the best evaluation score (config.best_round_metric; ties: the
+        later one). Without one, the last round (nothing measured to choose by)."""
+        key = self.config.best_round_metric
         last = metrics[-1]["round"]
-        scored = [m for m in metrics if m.get("accuracy") is not None]
+        scored = [m for m in metrics if m.get(key) is not None]
         if not (self.config.keep_best_round and scored):
             return last
-        best = max(scored, key=lambda m: (m["accuracy"], m["round"]))["round"]
+        best = max(scored, key=lambda m: (m[key], m["round"]))["round"]
         if best == last:
             return last
         # Rounds finished before a resume are not in memory: read their checkpoint.
@@ -200,9 +202,9 @@ class LiSTTrainer:
                            best, last)
             return last
         self.classifier.load_trainable_state(state)
-        logger.info("keeping round %d (evaluation accuracy %.4f) instead of the last round %d "
-                    "(%.4f)", best, next(m["accuracy"] for m in scored if m["round"] == best),
-                    last, metrics[-1].get("accuracy") or float("nan"))
+        logger.info("keeping round %d (evaluation %s %.4f) instead of the last round %d "
+                    "(%.4f)", best, key, next(m[key] for m in scored if m["round"] == best),
+                    last, metrics[-1].get(key) or float("nan"))
         return best
 
     @staticmethod

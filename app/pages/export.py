@@ -8,8 +8,9 @@ from pathlib import Path
 import streamlit as st
 
 from app import ui
-from app.services import ServiceError
+from app.services import ServiceError, evaluation
 from app.services import export as export_service
+from app.services import runs as run_service
 
 EXPORT_KEY = "export_zip"
 
@@ -36,6 +37,10 @@ def main() -> None:
             ui.error(exc)
             return
         card = export_service.model_card(s, run, export_service.saved_config(folder))
+        kept = evaluation.kept_round_text(run_service.round_metrics(s, run_id),
+                                          (run.config or {}).get("list_config") or {})
+    if kept:
+        st.info(kept, icon=":material/flag:")
 
     st.write("The zip holds the model folder: `list_prompt.json` + `list_weights.safetensors` "
              "(`PromptClassifier.from_pretrained(folder)` reloads it), the same model as a PEFT "

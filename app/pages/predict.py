@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from app import ui
-from app.services import ServiceError
+from app.services import ServiceError, evaluation
 from app.services import export as export_service
 from app.services import predict as predict_service
 from app.services import runs as run_service
@@ -130,6 +130,10 @@ def main() -> None:
         except ServiceError as exc:
             ui.error(exc)
             return
+        kept = evaluation.kept_round_text(run_service.round_metrics(s, run_id),
+                                          (by_id[run_id].config or {}).get("list_config") or {})
+    if kept:
+        st.caption(kept)
     _single_text(model_path)
     st.divider()
     _start_background(project.id, run_id)

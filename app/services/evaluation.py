@@ -193,3 +193,33 @@ def per_class_rows(details: dict) -> list[dict]:
              "recall": per_class[name].get("recall"), "f1": per_class[name].get("f1"),
              "support": per_class[name].get("support")}
             for name in order if name in per_class]
+
+
+def kept_round_text(metrics: list[dict], list_config: dict) -> str | None:
+    """Which round a finished run saved (the model export and predict use), in words."""
+    def round_name(r: int) -> str:
+        return "the teacher, round 0" if r == 0 else f"round {r}"
+
+    if not metrics:
+        return None
+    last = metrics[-1]["round"]
+    kept = kept_round(metrics)
+    policy = "last" if list_config.get("keep_best_round") is False else (
+        "macro-F1" if list_config.get("best_round_metric") == "macro_f1" else "accuracy")
+    if kept is None:  # no evaluation set, or a run from before the per-example evaluation
+        scored = any(m.get("accuracy") is not None for m in metrics)
+        if policy == "last" or not scored:
+            why = "as chosen" if policy == "last" else "no evaluation set to choose by"
+            return f"This model is the last round ({round_name(last)}): {why}."
+        return None
+    name, n = round_name(kept["round"]), (kept.get("details") or {}).get("n")
+    if policy == "last":
+        return f"This model is the last round ({name}), as chosen when the run started."
+    score = kept.get("accuracy" if policy == "accuracy" else "macro_f1")
+    shown = f" ({100 * score:.1f} % on {n} evaluation examples)" if score is not None and n else ""
+    if kept["round"] == last:
+        return (f"This model is the last round ({name}), which also scored best by "
+                f"{policy}{shown}.")
+    return (f"This model is {name}, the best round by {policy}{shown}; the last round "
+            f"({round_name(last)}) scored lower. Choose 'The last round' on the Train page to "
+            "save the last one instead.")

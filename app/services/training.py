@@ -41,8 +41,20 @@ CUSTOM_KNOBS = (
     "teacher_lr",
     "student_lr",
     "seed",
+    "kd_warmup",
+    "meta_reweighting",
+    "confidence_threshold",  # 0 = off (None)
+    "max_length",  # 0 = from the documents (None)
     "auto_lr",  # not a LiSTConfig field: True keeps the preset's lr_candidates
+    "keep_round",  # not a LiSTConfig field: one of KEEP_ROUNDS
 )
+# Which round's model a run saves (and export and predict use): LiSTConfig's keep_best_round
+# and best_round_metric.
+KEEP_ROUNDS = {
+    "best_accuracy": {"keep_best_round": True, "best_round_metric": "accuracy"},
+    "best_macro_f1": {"keep_best_round": True, "best_round_metric": "macro_f1"},
+    "last": {"keep_best_round": False},
+}
 START_WORKER_HINT = (
     "Start one in a terminal next to the app with `python -m worker` "
     "(`./scripts/run` starts the app and a worker together)."
@@ -68,6 +80,14 @@ def build_list_config(preset: str, overrides: dict | None = None, bottleneck: in
         raise ServiceError(f"Unknown training settings: {', '.join(sorted(unknown))}.")
     if knobs.pop("auto_lr", True) is False:  # the learning rates typed in are used as they are
         knobs["lr_candidates"] = None
+    keep = knobs.pop("keep_round", "best_accuracy")
+    if keep not in KEEP_ROUNDS:
+        raise ServiceError(f"Unknown choice of the kept round {keep!r}: pick one of "
+                           f"{', '.join(KEEP_ROUNDS)}.")
+    knobs.update(KEEP_ROUNDS[keep])
+    for name in ("confidence_threshold", "max_length"):  # 0 in the form = off / automatic
+        if knobs.get(name) == 0:
+            knobs[name] = None
     try:
         if bottleneck is not None:
             knobs["adapter"] = AdapterConfig(bottleneck=int(bottleneck))
@@ -82,8 +102,19 @@ def preset_defaults(preset: str) -> dict:
     cfg = build_list_config("quick" if preset == "custom" else preset)
     out = {k: cfg.get(k) for k in CUSTOM_KNOBS}
     out["auto_lr"] = bool(cfg.get("lr_candidates"))
+    out["confidence_threshold"] = cfg.get("confidence_threshold") or 0.0
+    out["max_length"] = cfg.get("max_length") or 0
+    out["keep_round"] = keep_round_of(cfg)
     out["bottleneck"] = (cfg.get("adapter") or {}).get("bottleneck")
     return out
+
+
+def keep_round_of(list_config: dict) -> str:
+    """The KEEP_ROUNDS key of a run's list_config (runs before the choice: best accuracy)."""
+    if list_config.get("keep_best_round") is False:
+        return "last"
+    return "best_macro_f1" if list_config.get("best_round_metric") == "macro_f1" else \
+        "best_accuracy"
 
 
 # ----------------------------------------------------------------------------- data counts

@@ -92,3 +92,23 @@ def test_report_of_a_round_with_stored_predictions():
     assert ev.kept_round([{"round": 1, "details": {}}, metric]) is metric
     bare = ev.report({"round": 0, "accuracy": None, "macro_f1": None, "details": {}})
     assert bare["accuracy_interval"] is None and bare["bins"] is None
+
+
+def test_kept_round_text_says_which_round_and_why():
+    def m(r, acc, f1, kept=False):
+        details = {"n": 40, **({"eval_predictions": {"gold": [0], "probs": [[1.0, 0.0]]}}
+                               if kept else {})}
+        return {"round": r, "accuracy": acc, "macro_f1": f1, "details": details}
+
+    earlier = [m(0, 0.7, 0.6), m(1, 0.8, 0.75, kept=True), m(2, 0.75, 0.7)]
+    text = ev.kept_round_text(earlier, {"keep_best_round": True, "best_round_metric": "accuracy"})
+    assert text.startswith("This model is round 1, the best round by accuracy (80.0 % on 40")
+    assert "the last round (round 2) scored lower" in text
+    by_f1 = ev.kept_round_text(earlier, {"best_round_metric": "macro_f1"})
+    assert "best round by macro-F1 (75.0 %" in by_f1
+    last = [m(0, 0.5, 0.4), m(1, 0.6, 0.5, kept=True)]
+    assert "as chosen" in ev.kept_round_text(last, {"keep_best_round": False})
+    assert "also scored best" in ev.kept_round_text(last, {})
+    unmeasured = [m(0, None, None), m(1, None, None)]
+    assert "no evaluation set to choose by" in ev.kept_round_text(unmeasured, {})
+    assert ev.kept_round_text([], {}) is None

@@ -53,3 +53,42 @@ def test_compare_says_when_runs_cannot_be_told_apart(trained, trained_db):
     at = app_test("progress.py", trained.project_id).run()
     assert not at.exception, at.exception
     assert any("cannot be told apart" in w.value for w in at.warning)
+
+
+def test_train_form_has_every_switch_and_the_kept_round(db, labelled_project):
+    project, _ = labelled_project
+    at = app_test("train.py", project.id).run()
+    assert not at.exception, at.exception
+    # Every preset offers the choice of the saved round.
+    assert at.radio(key="train_keep_round").value == "best_accuracy"
+    at.radio(key="train_preset").set_value("custom").run()
+    widgets = {w.key: w for kind in ("checkbox", "number_input") for w in at.get(kind)}
+    for key in ("k_kd", "k_meta", "k_threshold", "k_max_length", "k_rounds"):
+        assert "benchmark" in widgets[key].help.lower(), key  # what it does and what was found
+    at.checkbox(key="k_kd").uncheck()
+    at.checkbox(key="k_meta").uncheck()
+    at.number_input(key="k_threshold").set_value(0.8)
+    at.number_input(key="k_max_length").set_value(64)
+    at.radio(key="train_keep_round").set_value("last").run()
+    assert not at.exception, at.exception
+    at.button(key="start_training").click().run()
+    assert not at.exception, at.exception
+    lc = db.query(Run).filter_by(project_id=project.id).one().config["list_config"]
+    assert (lc["kd_warmup"], lc["meta_reweighting"], lc["confidence_threshold"],
+            lc["max_length"], lc["keep_best_round"]) == (False, False, 0.8, 64, False)
+
+
+def test_train_form_too_short_max_length_says_what_to_fix(db, labelled_project):
+    project, _ = labelled_project
+    at = app_test("train.py", project.id).run()
+    at.radio(key="train_preset").set_value("custom").run()
+    at.number_input(key="k_max_length").set_value(4).run()
+    assert any("must be an int" in e.value and "got 4" in e.value for e in at.error), \
+        [e.value for e in at.error]
+
+
+def test_export_and_predict_say_which_round_the_model_is(trained):
+    for page in ("export.py", "predict.py"):
+        at = app_test(page, trained.project_id).run()
+        assert not at.exception, at.exception
+        assert "This model is " in _texts(at), page

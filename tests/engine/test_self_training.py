@@ -207,3 +207,11 @@ def test_best_round_is_kept_not_blindly_the_last(tiny_bert_dir, labeled, unlabel
     off = LiSTTrainer(clf, tiny_config(rounds=1, keep_best_round=False), labeled, unlabeled)
     assert off._keep_best_round([{"round": 0, "accuracy": 0.9}, {"round": 1, "accuracy": 0.5}],
                                 {0: s0, 1: s1}, None) == 1
+    # By macro-F1 when asked: round 1 is more accurate but round 0 treats the classes better.
+    by_f1 = LiSTTrainer(clf, tiny_config(rounds=1, best_round_metric="macro_f1"), labeled,
+                        unlabeled)
+    assert by_f1._keep_best_round([{"round": 0, "accuracy": 0.8, "macro_f1": 0.7},
+                                   {"round": 1, "accuracy": 0.9, "macro_f1": 0.5}],
+                                  {0: s0, 1: s1}, None) == 0
+    with pytest.raises(ValueError, match="best_round_metric must be one of"):
+        tiny_config(best_round_metric="loss")
