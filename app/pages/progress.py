@@ -162,10 +162,16 @@ def compare_view(project_id: int, rows_by_id: dict) -> None:
     if len(trained) < 2:
         st.caption("Train a second run to compare two side by side.")
         return
+    first, second = 0, 1
+    pair = st.session_state.pop("compare_pair", None)  # picked in the Runs page's table
+    if pair and all(i in trained for i in pair):
+        first, second = trained.index(pair[0]), trained.index(pair[1])
+        for key in ("cmp_a", "cmp_b"):
+            st.session_state.pop(key, None)
     c1, c2 = st.columns(2)
-    a = c1.selectbox("Run A", trained, index=0, key="cmp_a",
+    a = c1.selectbox("Run A", trained, index=first, key="cmp_a",
                      format_func=lambda i: _run_label(rows_by_id, i))
-    b = c2.selectbox("Run B", trained, index=1, key="cmp_b",
+    b = c2.selectbox("Run B", trained, index=second, key="cmp_b",
                      format_func=lambda i: _run_label(rows_by_id, i))
     with ui.session() as s:
         series = {f"#{a}": run_service.round_metrics(s, a), f"#{b}": run_service.round_metrics(s, b)}

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app import ui
-from app.services import ServiceError
+from app.services import ServiceError, evaluation, run_table
 from app.services import runs as run_service
 from app.services.training import format_duration, fresh_workers
 
@@ -103,6 +103,50 @@ def live_runs_view(project_id: int) -> None:
     runs_view(project_id)
 
 
+COMPARE_PAIR = "compare_pair"  # read by the Live progress page's comparison
+
+
+def training_table(project_id: int) -> None:
+    """Every training run in one sortable table; pick two to compare."""
+    with ui.session() as s:
+        table = run_table.training_runs_table(s, project_id)
+    if table.empty:
+        return
+    st.subheader("All training runs")
+    st.caption("Click a column header to sort. Accuracy and macro-F1 are those of the round "
+               "each model kept, with the 95 % interval of the accuracy and the number of "
+               "evaluation examples; 'setting' columns are the settings that differ between "
+               "runs.")
+    st.dataframe(table, hide_index=True, key="runs_table", column_config={
+        "run": st.column_config.NumberColumn("run", format="#%d"),
+        "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
+        "macro-F1": st.column_config.NumberColumn("macro-F1", format="percent"),
+        "time (s)": st.column_config.NumberColumn("time (s)", format="%.0f"),
+    })
+    ids = [int(i) for i in table["run"]]
+    if len(ids) < 2:
+        return
+    pair = st.multiselect("Pick two runs to compare", ids, max_selections=2, key="runs_pick",
+                          format_func=lambda i: f"Run #{i}")
+    if len(pair) == 2:
+        rows = table.set_index("run")
+
+        def score(i):  # (accuracy, n) or Nones: a cell without evaluation is NaN
+            acc, n = rows.loc[i, "accuracy"], rows.loc[i, "n eval"]
+            return (None, None) if pd.isna(acc) or pd.isna(n) else (float(acc), int(n))
+
+        (acc_a, n_a), (acc_b, n_b) = score(pair[0]), score(pair[1])
+        verdict = evaluation.compare_text(acc_a, n_a, acc_b, n_b, f"#{pair[0]}", f"#{pair[1]}")
+        if verdict:
+            (st.warning if "cannot be told apart" in verdict else st.info)(verdict)
+        if st.button("Compare them on Live progress", key="runs_compare"):
+            st.session_state[COMPARE_PAIR] = tuple(pair)
+            try:
+                st.switch_page("pages/progress.py")
+            except Exception:  # noqa: BLE001 - outside the router (tests) there is no page to switch to
+                st.info("Open the Live progress page to see them side by side.")
+
+
 def main() -> None:
     project = ui.require_project()
     st.title("Runs")
@@ -112,6 +156,7 @@ def main() -> None:
         live_runs_view(project.id)
     else:
         runs_view(project.id)
+    training_table(project.id)
 
 
 main()

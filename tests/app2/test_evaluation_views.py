@@ -92,3 +92,51 @@ def test_export_and_predict_say_which_round_the_model_is(trained):
         at = app_test(page, trained.project_id).run()
         assert not at.exception, at.exception
         assert "This model is " in _texts(at), page
+
+
+def _second_finished_run(db, trained, accuracy: float, **settings):
+    """A second succeeded run of the trained project with its own settings and one
+    evaluated round (rows as the worker writes them)."""
+    cfg = training.build_list_config("custom", {**TINY_CONFIG, **settings})
+    other = training.start_training(db, trained.project_id, trained.prompt_config_id,
+                                    list_config=cfg, preset="custom")
+    row = db.get(Run, other.id)
+    row.status, row.started_at, row.finished_at, row.device = "succeeded", utcnow(), utcnow(), "cpu"
+    n = db.query(RoundMetric).filter_by(run_id=trained.run_id).first().details["n"]
+    db.add(RoundMetric(run_id=other.id, round=0, accuracy=accuracy, macro_f1=accuracy,
+                       details={"n": n, "head": "similarity"}))
+    db.commit()
+    return other
+
+
+def test_runs_table_lists_every_run_with_differing_settings(trained, trained_db):
+    from app.services.run_table import training_runs_table
+
+    other = _second_finished_run(trained_db, trained, 0.5, rounds=1, kd_warmup=False)
+    table = training_runs_table(trained_db, trained.project_id)
+    assert list(table["run"]) == [other.id, trained.run_id]  # newest first
+    assert {"setting: rounds", "setting: kd_warmup"} <= set(table.columns)
+    assert "setting: seed" not in table.columns  # the same in both runs
+    first = table.set_index("run").loc[trained.run_id]
+    assert first["95 % interval"].endswith("%") and first["n eval"] > 0
+    assert first["device"] == "cpu" and first["time (s)"] > 0
+
+
+def test_runs_page_table_and_pick_two(trained, trained_db):
+    other = _second_finished_run(trained_db, trained, 0.5, rounds=1)
+    at = app_test("runs.py", trained.project_id).run()
+    assert not at.exception, at.exception
+    tables = [d.value for d in at.dataframe]
+    assert any("95 % interval" in t.columns and len(t) == 2 for t in tables)
+    at.multiselect(key="runs_pick").select(trained.run_id).select(other.id).run()
+    assert not at.exception, at.exception
+    assert any("cannot be told apart" in w.value for w in at.warning)
+    at.button(key="runs_compare").click().run()
+    assert not at.exception, at.exception
+    # The Live progress page opens with the picked pair in its comparison.
+    at = app_test("progress.py", trained.project_id)
+    at.session_state["compare_pair"] = (trained.run_id, other.id)
+    at.run()
+    assert not at.exception, at.exception
+    assert (at.selectbox(key="cmp_a").value, at.selectbox(key="cmp_b").value) == \
+        (trained.run_id, other.id)
