@@ -529,12 +529,11 @@ def _prepend(first: str, rest: Iterator[str]) -> Iterator[str]:
     yield from rest
 
 
-def _jsonl_chunks(lines: Iterator[str], chunk_rows: int, first_line: int = 1
-                  ) -> Iterator[pd.DataFrame]:
+def _jsonl_chunks(lines: Iterator[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
     columns: dict[str, None] = {}  # every key seen so far, in order
     records: list[dict[str, str]] = []
     start = 0
-    for number, line in enumerate(lines, start=first_line):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:

@@ -13,6 +13,11 @@ from sqlalchemy import func, select
 
 from app.services import ServiceError, corpus
 from db.models import Document, ImportBatch, Label, LabelClass
+from tests.conftest import both_engines
+
+
+def pytest_generate_tests(metafunc):
+    both_engines(metafunc)  # the chunked import's queries run on SQLite and PostgreSQL
 
 
 def docs(db, project_id) -> list[str]:
@@ -105,6 +110,7 @@ def test_chunked_import_dedups_across_chunks_and_labels_every_chunk(db, project)
     assert (again.imported, again.duplicates) == (1, 1)
 
 
+@pytest.mark.sqlite_only
 def test_import_memory_does_not_grow_with_the_file(db, project):
     """Python memory at the peak of an import (read + insert) is about the same for a file
     four times as big: the file is streamed, never held as Python objects whole."""
@@ -170,6 +176,7 @@ def test_a_datasets_folder_imports_with_label_names(db, project, datasets_folder
         corpus.scan_table(corpus.open_table(str(datasets_folder)))
 
 
+@pytest.mark.sqlite_only
 def test_import_page_reads_a_datasets_folder(db, project, datasets_folder):
     from tests.app.test_pages import open_app, texts
 
@@ -188,6 +195,7 @@ def test_import_page_reads_a_datasets_folder(db, project, datasets_folder):
     assert batch.file_format == "datasets" and batch.filename.endswith("reviews:test")
 
 
+@pytest.mark.sqlite_only
 def test_import_page_warns_about_a_numbers_column(db, project):
     from tests.app.test_pages import open_app, paste, texts
 
@@ -198,6 +206,7 @@ def test_import_page_warns_about_a_numbers_column(db, project):
     assert "contain no letter" in texts(at.warning)
 
 
+@pytest.mark.sqlite_only
 def test_import_page_refuses_bad_lines_before_importing(db, project):
     from tests.app.test_pages import open_app, paste, texts
 
@@ -209,6 +218,7 @@ def test_import_page_refuses_bad_lines_before_importing(db, project):
     assert docs(db, project.id) == []
 
 
+@pytest.mark.sqlite_only
 def test_import_page_upload_of_utf16_without_bom(db, project):
     from tests.app.test_pages import open_app, texts
 
