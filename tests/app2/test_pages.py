@@ -109,7 +109,7 @@ def test_runs_page_lists_and_acts(db, labelled_project):
     db.commit()
     at = app_test("runs.py", project.id).run()
     assert not at.exception, at.exception
-    assert len(at.dataframe) == 1
+    assert len(at.dataframe) == 2  # all runs, and the table of training runs
     assert any("out of memory" in c.value for c in at.code)  # the error, as text
     assert any("python -m worker" in w.value for w in at.warning)
     _button(at, f"retry_{failed.id}").click().run()
@@ -253,7 +253,7 @@ def test_predict_page_one_text_and_background(trained, trained_db):
     assert not at.exception, at.exception
     assert at.metric[0].label == "Predicted label"
     assert at.metric[0].value in ("positive", "negative")
-    assert len(at.dataframe) == 1
+    assert len(at.dataframe) == 2  # all runs, and the table of training runs
     _button(at, "predict_start").click().run()
     assert not at.exception
     runs = trained_db.query(Run).filter_by(kind="predict").all()
