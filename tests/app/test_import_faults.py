@@ -230,3 +230,16 @@ def test_import_page_upload_of_utf16_without_bom(db, project):
     at.button(key="do_import").click().run()
     assert "2 documents imported" in texts(at.success)
     assert docs(db, project.id) == ["café au lait", "naïve question"]
+
+
+@pytest.mark.sqlite_only
+def test_import_page_hub_id_offline_says_what_to_do(db, project, monkeypatch):
+    from tests.app.test_pages import open_app, texts
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    at = open_app("import_data")
+    at.radio(key="import_source").set_value("A datasets folder or Hub id").run()
+    at.text_input(key="dataset_source").input("someone/reviews").run()
+    assert not at.exception
+    assert "Hub cannot be reached" in texts(at.error) and "save_to_disk" in texts(at.error)
+    assert "do_import" not in [b.key for b in at.button]
