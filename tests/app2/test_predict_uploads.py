@@ -40,4 +40,4 @@ def test_worker_predicts_an_uploaded_jsonl_with_a_300000_character_document(trai
     assert out is not None, trained_db.get(type(run), run.id).error
     predictions = read_table(out)
     assert predictions["text"].tolist() == [LONG_DOC, "so boring"]
-    assert set(predictions["predicted_label"]) <= {"positive", "negative"}
+    assert set(predictions["prediction"]) <= {"positive", "negative"}
