@@ -116,8 +116,9 @@ def _lora_tensors(clf: PromptClassifier, strip: str) -> tuple[list[str], dict, i
         key, dtype = f"base_model.model.{target}", base.weight.dtype
         tensors[f"{key}.lora_A.weight"] = (d @ w).to(dtype)  # (r, H_in)
         tensors[f"{key}.lora_B.weight"] = u.to(dtype)  # (H_out, r)
-        bias = base.bias.double() if base.bias is not None else torch.zeros(u.shape[0])
-        tensors[f"{key}.lora_B.bias"] = (u @ (d @ bias.double())).to(dtype)  # (H_out,)
+        bias = base.bias.double() if base.bias is not None else \
+            torch.zeros(w.shape[0], dtype=torch.float64, device=w.device)
+        tensors[f"{key}.lora_B.bias"] = (u @ (d @ bias)).to(dtype)  # (H_out,)
         targets.append(target)
         rank = d.shape[0]
     return targets, tensors, rank
@@ -169,8 +170,9 @@ def peft_view(clf: PromptClassifier) -> PeftView | None:
                 "task_type": "FEATURE_EXTRACTION"}
         return PeftView("AutoModel", lora, tensors, head)
     if clf.label_word_base is None:
-        logger.warning("no PEFT view written: the base model has no decoder weights to add the "
-                       "label words to (list_weights.safetensors still has the full model)")
+        logger.warning("no PEFT view written: a plain load of this base model initialises its "
+                       "MLM decoder at random, so the label-word rows cannot be stored as a "
+                       "difference (list_engine's own files hold the model)")
         return None
     spec = arch_spec(clf.model_type)
     targets, tensors, rank = _lora_tensors(clf, "mlm.")
