@@ -9,7 +9,7 @@ import uuid
 import streamlit as st
 
 from app import ui
-from app.services import ServiceError
+from app.services import ServiceError, hotkeys
 from app.services import corpus as corpus_service
 from app.services import labelling as label_service
 from app.services import prompts as prompt_service
@@ -287,8 +287,9 @@ with main:
                 st.caption("Second text")
                 st.text(doc.text_b)
         cols = st.columns(min(len(classes), 5))
+        keys = hotkeys.class_keys(len(classes))
         for i, cls in enumerate(classes):
-            hint = f"{i + 1} · " if i < label_service.HOTKEY_LABELS else ""
+            hint = f"{keys[i]} · " if keys[i] else ""
             cols[i % len(cols)].button(
                 hint + ui.md(cls.name), key=f"lab_class_{i}", width="stretch",
                 type="primary" if current_name == cls.name else "secondary",
@@ -300,10 +301,10 @@ with main:
         b2.button("Skip (s)", key="lab_skip", on_click=on_skip, args=(doc.id,), width="stretch")
         b3.button("Undo (u)", key="lab_undo", on_click=on_undo, width="stretch")
         b4.button("Next →", key="lab_next", on_click=go_next, width="stretch")
-        st.caption("Keys: 1-9 label · s skip · u undo · ← back · → next")
-        shortcuts = {str(i + 1): f"lab_class_{i}"
-                     for i in range(min(len(classes), label_service.HOTKEY_LABELS))}
-        shortcuts.update({"s": "lab_skip", "u": "lab_undo", "ArrowLeft": "lab_back",
+        st.caption(hotkeys.keys_caption(len(classes)))
+        shortcuts = {key: f"lab_class_{i}" for i, key in enumerate(keys) if key}
+        shortcuts.update({hotkeys.SKIP_KEY: "lab_skip", hotkeys.UNDO_KEY: "lab_undo",
+                          hotkeys.ACCEPT_KEY: "lab_accept", "ArrowLeft": "lab_back",
                           "ArrowRight": "lab_next"})
         ui.hotkeys(shortcuts)
 
