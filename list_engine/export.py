@@ -13,7 +13,7 @@ A model folder (format 2) holds:
   ``AutoModelForMaskedLM`` + ``PeftModel`` scores the label words exactly as list_engine does.
   Similarity head: the LoRA goes on ``AutoModel`` (the encoder) and the head, which no
   transformers class has, is ``list_head.safetensors``.
-Format 1 (list_engine 0.1) wrote LiST's own schema under PEFT's file names; it still loads.
+Format 1 (list_engine up to commit 1c17310) wrote LiST's own schema under PEFT's file names; it still loads.
 """
 
 from __future__ import annotations

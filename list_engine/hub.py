@@ -203,7 +203,7 @@ def merged_markdown(config: dict[str, Any]) -> list[str]:
 
 def environment_markdown(env: dict[str, Any] | None) -> list[str]:
     if not env:
-        return ["- Environment: not recorded (saved by list_engine 0.1)"]
+        return ["- Environment: not recorded (a format-1 model folder)"]
     parts = [f"{k} {env[k]}" for k in ("list_engine", "torch", "transformers", "peft", "python")
              if env.get(k)]
     device = env.get("device") or "-"

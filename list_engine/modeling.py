@@ -582,7 +582,7 @@ class PromptClassifier:
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str = "auto") -> PromptClassifier:
-        """Load a folder written by save_pretrained (this format or list_engine 0.1's)."""
+        """Load a folder written by save_pretrained (format 2, or format 1 of earlier versions)."""
         from safetensors.torch import load_file
 
         directory = Path(directory)

@@ -64,7 +64,7 @@ def model_dir(session: Session, run_id: int) -> Path:
 
 
 def saved_config(folder: Path) -> dict:
-    """The model's list_prompt.json (or, for list_engine 0.1 folders, adapter_config.json)."""
+    """The model's list_prompt.json (or, for format-1 folders, adapter_config.json)."""
     from list_engine.export import read_model_dir
 
     try:
@@ -74,7 +74,7 @@ def saved_config(folder: Path) -> dict:
 
 
 def label_ordered_config(config: dict) -> dict:
-    """A list_engine 0.1 config with its verbalizer in class order (`labels`).
+    """A format-1 config (LiST's schema in adapter_config.json) with its verbalizer in class order (`labels`).
 
     That format wrote `adapter_config.json` with sorted keys, which sorts the verbalizer's
     label names; list_engine before 6c2620b took the class order from the verbalizer,
@@ -89,7 +89,7 @@ def label_ordered_config(config: dict) -> dict:
 
 
 def loadable_dir(folder: Path, scratch: Path) -> Path:
-    """`folder`, or (list_engine 0.1 folders whose verbalizer is out of class order) a copy
+    """`folder`, or (format-1 folders whose verbalizer is out of class order) a copy
     in `scratch` with the order fixed (see `label_ordered_config`)."""
     from list_engine.export import PROMPT_NAME
 
@@ -241,7 +241,7 @@ def _sha256(path: Path) -> str:
 def build_export(session: Session, run_id: int, *, merged: bool = False,
                  out_dir: Path | None = None) -> ExportResult:
     """Write `exports/run-{id}[-merged].zip` under the data directory and record it as an
-    artifact of kind "export". The zip holds one folder: the model (list_engine 0.1 folders
+    artifact of kind "export". The zip holds one folder: the model (format-1 folders
     are re-saved in the current format, so peft reads every export), README.md, merged/."""
     from list_engine.export import export_folder
 

@@ -1,5 +1,5 @@
 """The export service on a run trained by a real worker: the model card's Hub metadata
-parses, the zip is PEFT-readable (also for list_engine 0.1 folders), and a push fails
+parses, the zip is PEFT-readable (also for format-1 folders), and a push fails
 clearly offline without touching the local export (service and page)."""
 
 from __future__ import annotations

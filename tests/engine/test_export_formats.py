@@ -1,4 +1,4 @@
-"""Model folders of list_engine 0.1 (format 1: LiST's schema under PEFT's file names) still
+"""Model folders of earlier versions (format 1: LiST's schema under PEFT's file names) still
 load, give the same probabilities, and are re-saved in format 2."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ TEXTS = ["a great movie", "boring and bad", "x " * 100, "fine"]
 
 
 def write_format_1(clf: PromptClassifier, directory: Path, *, with_head: bool = True) -> Path:
-    """What list_engine 0.1's save_pretrained wrote (commit 1c17310)."""
+    """What save_pretrained wrote up to commit 1c17310."""
     directory.mkdir(parents=True)
     state = {n: t.detach().cpu().contiguous() for n, t in clf.trainable_state().items()}
     save_file(state, str(directory / "adapter_model.safetensors"), metadata={"format": "pt"})
