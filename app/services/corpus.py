@@ -12,6 +12,7 @@ rolls back on any error, a bad line late in the file included.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,12 +20,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from app.services import ServiceError, users
 from app.services.labelling import suggest_word
 from db.models import IMPORTED_GOLD, OWNER, Document, ImportBatch, Label, LabelClass, Project
+from db.session import begin_write, write_transaction
+from db.writes import is_busy, user_write
 from list_engine import reading
 from list_engine.reading import ReadError, Table, TableInfo
 
@@ -34,6 +37,7 @@ UPLOAD_TYPES = reading.UPLOAD_TYPES
 TXT_COLUMN = reading.TXT_COLUMN
 MAX_LABEL_VALUES = 100  # more distinct "labels" than this is almost surely a text column
 CHUNK = 5_000  # rows per insert
+LOCK_HOLD_SECONDS = 2.0  # a large import commits between chunks after holding the lock this long
 IN_BATCH = 2_000  # hashes per "already in the project?" query (SQLite allows 32,766 parameters)
 
 Progress = Callable[[float, str], None]
@@ -148,8 +152,10 @@ class _Tally:
     letterless: int = 0  # imported texts without a single letter (numbers, ids)
     label_values: set[str] = field(default_factory=set)
     classes: dict[str, int] | None = None  # label class name -> id, for training labels
+    new_class_ids: list[int] = field(default_factory=list)  # classes this import created
 
 
+@user_write
 def import_documents(
     session: Session,
     project_id: int,
@@ -164,7 +170,7 @@ def import_documents(
     progress: Progress | None = None,
     rows_expected: int | None = None,
 ) -> ImportReport:
-    """Insert the rows of `table` as documents of the project, in one transaction.
+    """Insert the rows of `table` as documents of the project; all or nothing.
 
     `table` is a DataFrame or a `Table` from `open_table`, read in chunks (pass the row count
     of `scan_table` as `rows_expected` for a true progress bar). Empty texts are skipped;
@@ -172,6 +178,10 @@ def import_documents(
     duplicates. A label column is stored as gold labels (evaluation only) unless
     `labels_as_training`, in which case each value becomes a label class and the documents
     get labels with source "imported_gold".
+
+    A small import is one transaction. A large one holds the write lock at most
+    LOCK_HOLD_SECONDS at a time (committing between chunks) so that a training worker and
+    other users can write meanwhile; if it then fails, what it wrote is deleted again.
     """
     if isinstance(table, pd.DataFrame):
         _check_columns(table, text_column, text_b_column, label_column)
@@ -182,27 +192,35 @@ def import_documents(
     report = (lambda f, m: progress(min(max(f, 0.0), 1.0), m)) if progress else (lambda f, m: None)
     columns = (text_column, text_b_column, label_column)
     tally = _Tally()
+    batch_id, committed = None, False
     try:
         batch = ImportBatch(project_id=project_id, filename=filename[:500],
                             file_format=file_format)
         session.add(batch)
         session.flush()
+        batch_id, held_since = batch.id, time.monotonic()
         for part in _parts(table, columns):
             _import_part(session, project_id, batch.id, part, columns, labels_as_training,
                          tally)
             done = tally.rows / rows_expected if rows_expected else 0.0
             report(done * 0.9, f"{tally.imported:,} documents imported ({tally.rows:,} rows read)")
+            if time.monotonic() - held_since > LOCK_HOLD_SECONDS:
+                session.commit()  # let the worker and other users write between chunks
+                committed = True
+                begin_write(session)
+                held_since = time.monotonic()
+        batch = session.get(ImportBatch, batch_id)
         batch.rows_total, batch.imported = tally.rows, tally.imported
         batch.skipped_empty, batch.duplicates = tally.empty, tally.duplicates
         session.commit()
-    except ReadError as exc:  # a bad line found while importing: nothing is kept
+    except BaseException as exc:
         session.rollback()
-        raise ServiceError(f"{exc} Nothing was imported.") from None
-    except ServiceError:
-        session.rollback()
-        raise
-    except Exception as exc:
-        session.rollback()
+        if committed:
+            _undo_import(session, batch_id, tally.new_class_ids)
+        if isinstance(exc, ReadError):  # a bad line found while importing: nothing is kept
+            raise ServiceError(f"{exc} Nothing was imported.") from None
+        if isinstance(exc, ServiceError) or not isinstance(exc, Exception) or is_busy(exc):
+            raise  # busy: user_write tries again after a pause
         raise ServiceError(f"Import failed, nothing was imported: {exc}") from exc
     report(1.0, "done")
     return ImportReport(
@@ -210,6 +228,18 @@ def import_documents(
         skipped_empty=tally.empty, duplicates=tally.duplicates, gold_labels=tally.gold,
         training_labels=tally.training, warnings=_import_warnings(tally, text_column),
     )
+
+
+def _undo_import(session: Session, batch_id: int, class_ids: list[int]) -> None:
+    """Delete what a failed import committed between its chunks (its documents, with the
+    labels it gave them, the label classes it created, its batch row)."""
+    session.rollback()
+    with write_transaction(session):
+        session.execute(delete(Document).where(Document.import_batch_id == batch_id))
+        if class_ids:  # unless someone used them for a label meanwhile
+            in_use = select(Label.id).where(Label.label_class_id == LabelClass.id).exists()
+            session.execute(delete(LabelClass).where(LabelClass.id.in_(class_ids), ~in_use))
+        session.execute(delete(ImportBatch).where(ImportBatch.id == batch_id))
 
 
 def _parts(table: pd.DataFrame | Table, columns) -> Iterator[pd.DataFrame]:
@@ -314,6 +344,7 @@ def _import_training_labels(session: Session, project_id: int, label_by_hash: di
             session.add(cls)
             session.flush()
             classes[name] = cls.id
+            tally.new_class_ids.append(cls.id)
     hashes = list(label_by_hash)
     rows = []
     for start in range(0, len(hashes), IN_BATCH):

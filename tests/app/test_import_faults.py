@@ -243,3 +243,62 @@ def test_import_page_hub_id_offline_says_what_to_do(db, project, monkeypatch):
     assert not at.exception
     assert "Hub cannot be reached" in texts(at.error) and "save_to_disk" in texts(at.error)
     assert "do_import" not in [b.key for b in at.button]
+
+
+# -- a large import lets others write between its chunks, and still undoes itself ----------
+
+
+@pytest.fixture()
+def commit_every_chunk(monkeypatch):
+    """What a large import does: commit between chunks (here after every chunk)."""
+    monkeypatch.setattr(corpus, "LOCK_HOLD_SECONDS", 0.0)
+
+
+def test_a_chunk_committed_import_that_fails_late_leaves_nothing(db, stored, commit_every_chunk):
+    good = "".join(f"document {i},label {i % 3}\n" for i in range(6_000))
+    data = ("text,label\n" + good + "broken row without label\n").encode()
+    table = corpus.open_table(data, "late.csv")
+    table.chunk_rows = 1_000
+    classes_before = db.scalar(select(func.count()).select_from(LabelClass))
+    with pytest.raises(ServiceError, match=r"Nothing was imported"):
+        corpus.import_documents(db, stored.id, table, text_column="text", label_column="label",
+                                labels_as_training=True)
+    assert_untouched(db, stored)  # documents, labels and the batch row are gone again
+    assert db.scalar(select(func.count()).select_from(LabelClass)) == classes_before
+    assert db.scalar(select(func.count()).select_from(Label)) == 0
+
+
+@pytest.mark.sqlite_only
+def test_others_can_write_while_a_large_import_runs(db, project, commit_every_chunk):
+    """Between chunks the import releases SQLite's write lock: a label saved from another
+    connection meanwhile goes in at once, not after the whole import."""
+    import threading
+    import time
+
+    from app.services import labelling
+    from db.session import get_session
+
+    corpus.import_documents(db, project.id, pd.DataFrame({"text": ["first"]}), text_column="text")
+    cls = labelling.add_label_class(db, project.id, "a")
+    first_id = db.scalar(select(Document.id).where(Document.text == "first"))
+    rows = "".join(f"row {i}\n" for i in range(20_000))
+    table = corpus.open_table(("text\n" + rows).encode(), "big.csv")
+    table.chunk_rows = 500
+    saved_during_import = []
+
+    def label_meanwhile():
+        time.sleep(0.5)
+        with get_session() as s:
+            t0 = time.monotonic()
+            labelling.set_label(s, project.id, first_id, cls.id)
+            saved_during_import.append(time.monotonic() - t0)
+
+    other = threading.Thread(target=label_meanwhile)
+    other.start()
+    t0 = time.monotonic()
+    report = corpus.import_documents(db, project.id, table, text_column="text")
+    import_seconds = time.monotonic() - t0
+    other.join()
+    assert report.imported == 20_000
+    assert saved_during_import and saved_during_import[0] < import_seconds / 2, (
+        saved_during_import, import_seconds)
