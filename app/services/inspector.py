@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app.services import ServiceError, labelling
 from db import queries
 from db.models import ACCEPTED_PSEUDO, HUMAN, Label, LabelClass, PseudoLabel, Run
-from db.session import begin_write
+from db.writes import user_write
 
 SORTS = {  # label shown -> db.queries sort key
     "weight (lowest first)": "weight",
@@ -125,20 +125,20 @@ def _pseudo(session: Session, run_id: int, round_: int, document_id: int) -> tup
     return run, pl
 
 
+@user_write
 def accept(session: Session, run_id: int, round_: int, document_id: int) -> None:
     """Keep the teacher's label as the document's label (source "accepted_pseudo"): it
     counts as a training label for the next run."""
     run, pl = _pseudo(session, run_id, round_, document_id)
     class_id = _class_id(session, run.project_id, pl.label)
-    begin_write(session)
     labelling.set_label(session, run.project_id, document_id, class_id, source=ACCEPTED_PSEUDO)
 
 
+@user_write
 def correct(session: Session, run_id: int, round_: int, document_id: int, label_name: str) -> None:
     """The teacher was wrong: give the document the user's label (a human label)."""
     run, _ = _pseudo(session, run_id, round_, document_id)
     class_id = _class_id(session, run.project_id, label_name)
-    begin_write(session)
     labelling.set_label(session, run.project_id, document_id, class_id, source=HUMAN)
 
 

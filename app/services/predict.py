@@ -15,6 +15,7 @@ from app.services import ServiceError, users
 from app.services.export import loadable_dir, model_dir
 from db.models import OWNER, Artifact, Run
 from db.settings import get_settings
+from db.writes import retry_busy
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 
@@ -89,7 +90,10 @@ def start_predict(session: Session, project_id: int, source_run_id: int, *,
     if session.in_transaction():
         session.commit()
     try:
-        return jobs.enqueue(session, project_id=project_id, kind="predict", config=config)
+        return retry_busy(
+            lambda: jobs.enqueue(session, project_id=project_id, kind="predict", config=config),
+            "start prediction",
+        )
     except jobs.JobError as exc:
         raise ServiceError(str(exc)) from exc
 

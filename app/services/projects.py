@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.services import ServiceError, users
 from db.models import OWNER, VIEWER, Document, Label, LabelClass, Project, PromptConfig
+from db.writes import user_write
 
 MAX_NAME = 200
 
@@ -57,12 +58,13 @@ def get_project(session: Session, project_id: int | None) -> Project | None:
     return session.get(Project, project_id)
 
 
+@user_write
 def create_project(session: Session, name: str, description: str = "") -> Project:
     name = _clean_name(name)
     _check_unique(session, name)
     project = Project(name=name, description=(description or "").strip())
     session.add(project)
-    session.commit()
+    session.flush()
     users.add_owner(session, project.id)
     return project
 
@@ -78,6 +80,7 @@ def unique_name(session: Session, base: str) -> str:
     return f"{base} {i}"
 
 
+@user_write
 def rename_project(session: Session, project_id: int, new_name: str) -> Project:
     project = session.get(Project, project_id)
     if project is None:
@@ -86,16 +89,15 @@ def rename_project(session: Session, project_id: int, new_name: str) -> Project:
     new_name = _clean_name(new_name)
     _check_unique(session, new_name, exclude_id=project_id)
     project.name = new_name
-    session.commit()
     return project
 
 
+@user_write
 def delete_project(session: Session, project_id: int) -> None:
     """Delete a project and everything in it (documents, labels, prompts, runs)."""
     users.require(session, project_id, OWNER)
     # A core DELETE lets the database cascade (fast for 100k documents).
     session.execute(delete(Project).where(Project.id == project_id))
-    session.commit()
     session.expunge_all()
 
 

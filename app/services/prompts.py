@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.services import ServiceError, users
 from app.services.labelling import labelled_examples, list_label_classes
 from db.models import OWNER, Document, PromptConfig
+from db.writes import user_write
 
 MODES = ("prompt", "classic")
 DEFAULT_MAX_LENGTH = 128
@@ -307,6 +308,7 @@ def latest_prompt_config(session: Session, project_id: int) -> PromptConfig | No
     )
 
 
+@user_write
 def save_prompt_config(
     session: Session, project_id: int, *, template: str, verbalizer: dict[str, str],
     model: str, mode: str = "prompt", note: str = "", tokenizer=None,
@@ -335,5 +337,5 @@ def save_prompt_config(
                           verbalizer=verbalizer, model=(model or "default").strip(), mode=mode,
                           note=(note or "").strip())
     session.add(config)
-    session.commit()
+    session.flush()
     return config
