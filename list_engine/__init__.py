@@ -5,7 +5,7 @@ Public API: see list_engine/README.md. The engine knows nothing of databases or 
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # 0.2: model folders in PEFT's format + list_prompt.json
 
 from .callbacks import Callback, PseudoLabelEvent, StepEvent, TqdmCallback, TrainResult
 from .config import PRESETS, AdapterConfig, LiSTConfig

