@@ -80,6 +80,15 @@ def record_metrics(session: Session, run_id: int, round: int, metrics: dict) -> 
         _upsert(session, RoundMetric, [row], ["run_id", "round"])
 
 
+def record_environment(session: Session, run_id: int, environment: dict) -> None:
+    """Keep the software versions and the device a run trains with in its config (the
+    model card and the runs table read them from there)."""
+    with write_transaction(session):
+        run = session.get(Run, run_id)
+        if run is not None:
+            run.config = {**(run.config or {}), "environment": dict(environment)}
+
+
 def record_eval_predictions(session: Session, run_id: int, round: int, gold: Sequence[int],
                             probs: Sequence[Sequence[float]]) -> bool:
     """Keep the per-example evaluation of one round (class index of each gold label and the

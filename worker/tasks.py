@@ -9,7 +9,7 @@ from pathlib import Path
 
 from db import jobs, queries
 from db.models import Document, Run
-from db.progress import add_artifact, truncate_after_round, update_progress
+from db.progress import add_artifact, record_environment, truncate_after_round, update_progress
 from db.settings import get_settings
 from worker.context import RunContext
 from worker.data import RunConfigError, build_datasets
@@ -38,6 +38,7 @@ def _resolve_model(name: str | None) -> str:
 
 def train(ctx: RunContext, run: Run) -> str:
     from list_engine import LiSTConfig, LiSTTrainer, PromptClassifier
+    from list_engine.environment import environment
     from worker.reporter import DBReporter
 
     config = dict(run.config or {})
@@ -61,6 +62,7 @@ def train(ctx: RunContext, run: Run) -> str:
         candidates = _checkpoints_on_disk(s, run.id)
         ctx.observe_status(update_progress(s, run.id, ctx.worker_id, phase="loading model",
                                            device=ctx.device))
+        record_environment(s, run.id, environment(ctx.device))  # versions + device, per run
     log.info("run %d: %d labelled, %d unlabelled, %d evaluation examples", run.id,
              len(data.labeled), len(data.unlabeled), len(data.eval))
 

@@ -70,6 +70,12 @@ def test_a_deleted_model_folder_is_a_clear_message_and_leaves_no_dangling_row(
     worker = start_worker("--max-runs", "1")
     assert worker.wait(240) == 0, worker.log()
     assert [r.id for r in exportable_runs(fresh(session), project.id)] == [run.id]
+    import torch
+    import transformers
+
+    env = _run(session, run.id).config["environment"]  # every run records what it ran on
+    assert (env["torch"], env["transformers"], env["device"]) == (
+        torch.__version__, transformers.__version__, "cpu")
     shutil.rmtree(jobs.run_dir(run.id))  # someone cleans up the disk by hand
 
     assert exportable_runs(session, project.id) == []
