@@ -158,6 +158,7 @@ ELSEWHERE = {
     "CLI: bad --config and --out": "tests/engine/test_hostile_numbers.py::test_cli_train_refuses_bad_config_and_out_before_training",
     "CLI: a 300,000-character document": "tests/engine/test_cli_data.py::test_cli_trains_and_predicts_with_a_300000_character_document",
     "formula-looking texts in prediction CSVs": "tests/engine/test_hostile_numbers.py::test_cli_predictions_are_safe_to_open_in_a_spreadsheet",
+    "HTML, script and Markdown in texts and names, shown in Chromium": "tests/app/test_hostile_text_browser.py::test_hostile_text_stays_text_on_every_page",
 }
 
 
