@@ -16,16 +16,16 @@ import tempfile
 import uuid
 from pathlib import Path
 
-PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin",
-               "/usr/lib/postgresql/17/bin")
 PG_USER = "postgres"
 PASSWORD = "pw-never-logged-7f3a"  # trust auth ignores it; tests grep logs for it
 
 
 def pg_bin_dir() -> Path | None:
-    for d in PG_BIN_DIRS:
-        if (Path(d) / "initdb").is_file():
-            return Path(d)
+    """Debian's server binaries (the newest installed version), else initdb on PATH."""
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                      key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    if versions:
+        return versions[-1].parent
     found = shutil.which("initdb")
     return Path(found).parent if found else None
 

@@ -19,8 +19,13 @@ import pandas as pd
 import pytest
 
 from tests.app2.conftest import BAD, GOOD, ROOT, TEMPLATE, TINY_CONFIG, WORDS, worker_env
+from tests.conftest import both_engines
 
 pytestmark = pytest.mark.slow
+
+
+def pytest_generate_tests(metafunc):
+    both_engines(metafunc)  # SQLite and PostgreSQL
 
 
 def _wait(session, run_id: int, timeout: float, seen: list | None = None):
@@ -45,7 +50,8 @@ def worker(data_env, tiny_bert_dir, tmp_path):
     upgrade_to_head()
     with open(tmp_path / "worker.log", "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "worker", "--poll", "0.3"], cwd=ROOT,
-                                env=worker_env(data_env.data_dir, tiny_bert_dir), stdout=log,
+                                env=dict(worker_env(data_env.data_dir, tiny_bert_dir),
+                                         LIST_DATABASE_URL=data_env.database_url), stdout=log,
                                 stderr=subprocess.STDOUT)
         yield proc
         if proc.poll() is None:

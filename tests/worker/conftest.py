@@ -1,4 +1,5 @@
-"""Real worker subprocesses against a real SQLite file, with the tiny random model."""
+"""Real worker subprocesses against a real SQLite file and a real PostgreSQL database (see
+`both_engines` in tests/conftest.py), with the tiny random model."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, both_engines
+
+
+def pytest_generate_tests(metafunc):
+    both_engines(metafunc)
 
 
 class WorkerProc:
@@ -60,6 +65,7 @@ def worker_env(data_env, monkeypatch):
         "LIST_HEARTBEAT_SECONDS": "0.5",
         "LIST_STALE_SECONDS": "3",
         "LIST_WORKER_POLL_SECONDS": "0.2",
+        "LIST_RETRY_DELAY_SECONDS": "0.5",
     }
     for k, v in values.items():
         monkeypatch.setenv(k, v)

@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
@@ -118,6 +119,7 @@ def _app_activity(stop: threading.Event, run_id: int, errors: list, reads: list)
         time.sleep(0.05)
 
 
+@pytest.mark.sqlite_only  # the app's reads and writes beside a worker: SQLite's locking
 def test_sigterm_hands_the_run_back_while_the_app_reads_and_writes(
         session, start_worker, tiny_bert_dir):
     project = sentiment_project(session, n_unlabelled=N_UNLABELLED)
