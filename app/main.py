@@ -51,7 +51,7 @@ try:
         st.navigation([st.Page(auth.sign_in_page, title="Sign in", icon=":material/login:")],
                       position="hidden").run()
     else:
-        st.navigation(sections).run()
+        st.navigation(sections, expanded=True).run()  # all 13 pages, no "View more" fold
 except (DatabaseBusyError, DatabaseUnusable) as exc:  # messages written for the user
     ui.error(exc)
 except ServiceError as exc:  # e.g. a role that does not allow the action
