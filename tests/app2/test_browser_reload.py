@@ -12,9 +12,19 @@ import sys
 import pytest
 
 from tests.app2.conftest import ROOT, TINY_CONFIG, build_labelled_project, worker_env
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium, stop, streamlit_app
+from tests.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ms,
+    needs_chromium,
+    open_page,
+    patience,
+    stop,
+    streamlit_app,
+)
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, needs_chromium]
+pytestmark = [pytest.mark.timeout(patience(900)), pytest.mark.browser, pytest.mark.slow,
+              needs_chromium]
 
 # Round 1 is long: the test cancels the run once it has seen what it needs.
 LONG = {**TINY_CONFIG, "rounds": 1, "unlabeled_steps": 20000}
@@ -73,8 +83,7 @@ def test_reload_keeps_project_and_run_and_pseudo_labels_show_during_round_1(serv
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 2300})
-        page.set_default_timeout(60_000)
+        page = open_page(browser, {"width": 1400, "height": 2300}, default_seconds=60)
         try:
             page.goto(url)
             settle(page)
@@ -93,7 +102,7 @@ def test_reload_keeps_project_and_run_and_pseudo_labels_show_during_round_1(serv
             settle(page)
             page.wait_for_function(
                 "[...document.querySelectorAll('[data-testid=stProgress] p')]"
-                ".some(e => /Round 1 of 1/.test(e.innerText))", timeout=180_000)
+                ".some(e => /Round 1 of 1/.test(e.innerText))", timeout=ms(180))
             assert f"project={project_id}" in page.url and f"run={long_id}" in page.url
 
             page.reload()
