@@ -190,15 +190,15 @@ def cmd_train(args) -> int:
 def cmd_predict(args) -> int:
     from .csv_safety import spreadsheet_safe
     from .modeling import PromptClassifier
+    from .predictions import prediction_columns
 
     table = read_data(args.input)
     examples = read_examples(args.input, table=table)
     clf = PromptClassifier.from_pretrained(args.model_dir, device=args.device)
     probs = clf.predict_proba(examples, batch_size=args.batch_size)
     out = table.map(spreadsheet_safe)  # no formula runs when the CSV opens in a spreadsheet
-    out["prediction"] = [clf.labels[int(p.argmax())] for p in probs]
-    for j, label in enumerate(clf.labels):
-        out[f"prob_{label}"] = [f"{float(p[j]):.6f}" for p in probs]
+    for column, values in prediction_columns(clf.labels, probs).items():
+        out[column] = values
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(args.output, index=False)
     print(f"wrote {len(out)} predictions to {args.output}", file=sys.stderr)

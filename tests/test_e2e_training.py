@@ -153,11 +153,11 @@ def test_import_label_prompt_train_inspect_accept_export_predict(data_env, worke
     assert final.status == "succeeded", final.error
     path = predict_service.predictions_file(s, prun.id)
     out = pd.read_csv(path)
-    assert len(out) == 24 and set(out["predicted_label"]) <= set(WORDS)
+    assert len(out) == 24 and set(out["prediction"]) <= set(WORDS)
     expected = served.predict(out["text"].tolist())
     raw = PromptClassifier.from_pretrained(export_service.model_dir(s, run.id), device="cpu")
     s.close()
     # The worker's predict run and a plain from_pretrained agree with the app's loading
     # (the class order survives the sorted keys of adapter_config.json).
     assert raw.labels == served.labels
-    assert out["predicted_label"].tolist() == expected
+    assert out["prediction"].tolist() == expected

@@ -209,9 +209,10 @@ def predict(ctx: RunContext, run: Run) -> str:
                                                progress=done / max(total, 1)))
     labels = list(classifier.labels)
     probs = np.concatenate(parts) if parts else np.zeros((0, len(labels)))
-    frame["predicted_label"] = [labels[i] for i in probs.argmax(axis=1)] if total else []
-    for j, label in enumerate(labels):
-        frame[f"p_{label}"] = probs[:, j] if total else []
+    from list_engine.predictions import prediction_columns
+
+    for column, values in prediction_columns(labels, probs).items():  # the CLI's columns too
+        frame[column] = values
     out = jobs.run_dir(run.id) / "predictions.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     from list_engine.csv_safety import spreadsheet_safe

@@ -9,6 +9,7 @@ import uuid
 import streamlit as st
 
 from app import ui
+from app.highlight import highlighted_block
 from app.services import ServiceError, hotkeys
 from app.services import corpus as corpus_service
 from app.services import labelling as label_service
@@ -58,12 +59,14 @@ def on_label(document_id: int, class_id: int, class_name: str) -> None:
         flash(str(exc))
         return
     flash(f"Labelled {class_name}.", "success")
+    nav.setdefault("actions", []).append(("label", document_id))
     go_next()
 
 
 def on_skip(document_id: int) -> None:
     if document_id not in nav["skipped"]:
         nav["skipped"].append(document_id)
+    nav.setdefault("actions", []).append(("skip", document_id))
     go_next()
 
 
@@ -71,7 +74,26 @@ def on_back() -> None:
     nav["pos"] = max(0, nav["pos"] - 1)
 
 
+def show_text(text: str) -> None:
+    """A document's text as text; in keyword search with the hits marked (escaped first)."""
+    if strategy == "keyword" and keyword.strip():
+        st.html(highlighted_block(text, keyword))
+    else:
+        st.text(text)
+
+
 def on_undo() -> None:
+    actions = nav.setdefault("actions", [])  # this session's labels and skips, in order
+    if actions and actions[-1][0] == "skip":  # undo the skip, not the label before it
+        _, document_id = actions.pop()
+        if document_id in nav["skipped"]:
+            nav["skipped"].remove(document_id)
+        if document_id in nav["history"]:
+            nav["pos"] = nav["history"].index(document_id)
+        flash("Undone: the skip. The document is back.", "success")
+        return
+    if actions:
+        actions.pop()
     try:
         with ui.session() as s:
             event = label_service.undo(s, pid)
@@ -282,10 +304,10 @@ with main:
         if not can_label:
             st.info("You are a viewer of this project: you can read, not label.")
         with st.container(border=True, key="doc_view"):
-            st.text(doc.text)
+            show_text(doc.text)
             if doc.text_b:
                 st.caption("Second text")
-                st.text(doc.text_b)
+                show_text(doc.text_b)
         cols = st.columns(min(len(classes), 5))
         keys = hotkeys.class_keys(len(classes))
         for i, cls in enumerate(classes):

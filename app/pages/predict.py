@@ -42,7 +42,7 @@ def _single_text(model_path: Path) -> None:
 
 
 def _start_background(project_id: int, run_id: int) -> None:
-    st.subheader("Label many documents in the background")
+    st.subheader("Predict many documents in the background")
     source = st.radio("Documents", ["corpus", "file"], horizontal=True, key="predict_source",
                       format_func={"corpus": "The whole corpus of this project",
                                    "file": "An uploaded file (CSV, TSV, JSONL, JSON, TXT, "
@@ -61,7 +61,7 @@ def _start_background(project_id: int, run_id: int) -> None:
             text_column = st.selectbox("Text column", columns, key="predict_column",
                                        index=columns.index("text") if "text" in columns else 0)
             st.caption(f"{len(df):,} rows.")
-    if st.button("Start labelling", key="predict_start",
+    if st.button("Start predicting", key="predict_start",
                  disabled=source == "file" and upload is None):
         try:
             with ui.session() as s:

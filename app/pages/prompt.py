@@ -163,14 +163,14 @@ if tok is not None and not problems and mode == "prompt":
         except Exception as exc:  # noqa: BLE001 - model loading/inference failures
             ui.error(f"The zero-shot check failed: {exc}")
         else:
+            what = f"Zero-shot accuracy on {len(result.table)} labelled examples ({result.head} head)"
             if result.meaningful:
                 st.info(result.note)
-            else:
+                st.metric(what, f"{result.accuracy:.0%}", help="Before any training.")
+            else:  # noise: no large number for it, only a plain line under the warning
                 st.warning(result.note, icon=":material/warning:")
-            st.metric(f"Zero-shot accuracy on {len(result.table)} labelled examples "
-                      f"({result.head} head)", f"{result.accuracy:.0%}",
-                      help="Before any training. Meaningless when the MLM head is untrained "
-                           "(see the note).")
+                st.caption(f"{what}: {result.accuracy:.0%}, which is noise here (see above), "
+                           "not a measure of this prompt.")
             st.dataframe(result.table, hide_index=True, width="stretch")
 
 # ---------------------------------------------------------------- save

@@ -30,7 +30,15 @@ def _table(rows) -> pd.DataFrame:
     })
 
 
+CONFIRM_CANCEL = "runs_confirm_cancel"
+
+
+def _ask_cancel(run_id: int | None) -> None:
+    st.session_state[CONFIRM_CANCEL] = run_id
+
+
 def _act(action: str, run_id: int) -> None:
+    st.session_state.pop(CONFIRM_CANCEL, None)
     fn = {"cancel": run_service.cancel_run, "retry": run_service.retry_run,
           "resume": run_service.resume_run}[action]
     try:
@@ -56,10 +64,23 @@ def _run_details(s, row) -> None:
                      icon=":material/error:")
             st.code(row.error, language=None)
         actions = run_service.allowed_actions(s, row)
+        if "cancel" in actions and st.session_state.get(CONFIRM_CANCEL) == row.id:
+            st.warning(f"Cancel run #{row.id}? "
+                       + ("It stops at its next step; its finished rounds are kept, and "
+                          "Resume continues after the last one." if row.status == "running"
+                          else "It has not started; it leaves the queue."),
+                       icon=":material/warning:")
+            y, n, _ = st.columns([1, 1, 2])
+            y.button("Yes, cancel", key=f"cancel_yes_{row.id}", type="primary",
+                     on_click=_act, args=("cancel", row.id))
+            n.button("Keep it", key=f"cancel_no_{row.id}", on_click=_ask_cancel, args=(None,))
+            actions = [a for a in actions if a != "cancel"]
         cols = st.columns(4)
         for col, action in zip(cols, actions, strict=False):
-            col.button(action.capitalize(), key=f"{action}_{row.id}", on_click=_act,
-                       args=(action, row.id),
+            ask = action == "cancel"
+            col.button(action.capitalize(), key=f"{action}_{row.id}",
+                       on_click=_ask_cancel if ask else _act,
+                       args=(row.id,) if ask else (action, row.id),
                        help={"cancel": "Stop the run (a running run stops at its next step).",
                              "retry": "Run it again from scratch.",
                              "resume": "Continue after its last finished round."}[action])

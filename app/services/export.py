@@ -264,7 +264,11 @@ def build_export(session: Session, run_id: int, *, merged: bool = False,
             for f in sorted(folder.rglob("*")):
                 if f.is_file():
                     arc = f"{name}/{f.relative_to(folder).as_posix()}"
-                    zf.write(f, arc)
+                    info = zipfile.ZipInfo.from_file(f, arc)
+                    info.external_attr = 0o100644 << 16  # rw-r--r--, not the temp file's 0600
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    with open(f, "rb") as fh, zf.open(info, "w") as out:
+                        shutil.copyfileobj(fh, out, 1 << 20)
                     files.append(arc)
     tmp_zip.replace(zip_path)
     size, digest = zip_path.stat().st_size, _sha256(zip_path)

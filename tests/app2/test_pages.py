@@ -117,7 +117,15 @@ def test_runs_page_lists_and_acts(db, labelled_project):
     _fresh(db)
     assert db.get(Run, failed.id).status == "queued"
     assert any("retry done" in s.value for s in at.success)
+    _button(at, f"cancel_{queued.id}").click().run()  # asks first
+    assert not at.exception
+    assert any(f"Cancel run #{queued.id}?" in w.value for w in at.warning)
+    _button(at, f"cancel_no_{queued.id}").click().run()
+    _fresh(db)
+    assert db.get(Run, queued.id).status == "queued"
+    assert not any(f"Cancel run #{queued.id}?" in w.value for w in at.warning)
     _button(at, f"cancel_{queued.id}").click().run()
+    _button(at, f"cancel_yes_{queued.id}").click().run()
     assert not at.exception
     _fresh(db)
     assert db.get(Run, queued.id).status == "cancelled"

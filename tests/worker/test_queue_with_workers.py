@@ -56,8 +56,8 @@ def test_two_workers_race_for_one_predict_run(session, start_worker, tiny_bert_d
     with open(artifact.path) as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == session.query(Document).filter_by(project_id=project.id).count()
-    assert set(rows[0]) == {"document_id", "text", "predicted_label", "p_negative", "p_positive"}
-    assert all(abs(float(r["p_negative"]) + float(r["p_positive"]) - 1) < 1e-4 for r in rows)
+    assert set(rows[0]) == {"document_id", "text", "prediction", "prob_negative", "prob_positive"}
+    assert all(abs(float(r["prob_negative"]) + float(r["prob_positive"]) - 1) < 1e-4 for r in rows)
 
 
 def test_failing_runs_are_retried_per_policy(session, start_worker, tmp_path):

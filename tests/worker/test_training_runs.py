@@ -208,5 +208,5 @@ def test_kill_9_mid_round_2_resumes_from_the_round_1_checkpoint(
     assert session.scalar(select(func.count()).select_from(Artifact)
                           .where(Artifact.run_id == predict.id)) == 1
     lines = Path(csv_artifact.path).read_text().splitlines()
-    assert lines[0] == "document_id,text,predicted_label,p_negative,p_positive"
+    assert lines[0] == "document_id,text,prediction,prob_negative,prob_positive"
     assert len(lines) == 1 + before[0]
