@@ -9,6 +9,7 @@ import streamlit as st
 from app import ui
 from app.services import ServiceError
 from app.services import corpus as corpus_service
+from app.services import gold as gold_service
 
 NONE = "(none)"
 UPLOAD, PASTE, DATASET = "Upload a file", "Paste text", "A datasets folder or Hub id"
@@ -21,6 +22,11 @@ if "import_report" in st.session_state:
     st.success(ui.md(summary), icon=":material/check_circle:")
     for warning in warnings:
         st.warning(ui.md(warning), icon=":material/warning:")
+    with ui.session() as s:
+        offered = gold_service.missing_classes(s, project.id)
+    st.page_link("pages/label_set.py", icon=":material/arrow_forward:",
+                 label="Next: the label set" + (" (offered from the gold labels of the import)"
+                                                if offered else ""))
 
 with ui.session() as s:
     n_docs = corpus_service.document_count(s, project.id)

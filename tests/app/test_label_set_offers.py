@@ -51,3 +51,13 @@ def test_gold_labels_of_an_import_are_offered(db, project):
     assert gold.missing_classes(db, project.id) == []
     at.run()
     assert "gold labels not in this label set" not in texts(at.info)
+
+
+def test_import_links_to_the_label_set_and_says_it_is_offered(db, project):
+    from tests.app.test_pages import paste
+
+    at = paste(open_app("import_data"), "text,label\ngood film,pos\nbad film,neg\n")
+    at.button(key="do_import").click().run()
+    assert not at.exception, at.exception
+    links = [p.proto.label for p in at.get("page_link")]
+    assert "Next: the label set (offered from the gold labels of the import)" in links
