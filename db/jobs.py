@@ -68,6 +68,16 @@ def status_after_failure(attempts: int, max_attempts: int, retryable: bool = Tru
     return QUEUED if retryable and attempts < max_attempts else FAILED
 
 
+MAX_RETRY_DELAY = timedelta(minutes=30)
+
+
+def retry_delay(attempts: int, base_seconds: float) -> timedelta:
+    """Back-off before the next try of a run that failed `attempts` times with a transient
+    error: base, 2 x base, 4 x base, ... at most MAX_RETRY_DELAY."""
+    seconds = base_seconds * 2 ** min(max(attempts - 1, 0), 30)
+    return min(timedelta(seconds=seconds), MAX_RETRY_DELAY)
+
+
 def is_stale(heartbeat_at: datetime | None, now: datetime, stale_seconds: float) -> bool:
     return heartbeat_at is None or heartbeat_at < now - timedelta(seconds=stale_seconds)
 
@@ -263,12 +273,14 @@ def heartbeat(session: Session, worker_id: str) -> None:
 
 
 def claim(session: Session, worker_id: str, *, device: str | None = None) -> Run | None:
-    """Atomically take the oldest queued run for `worker_id` (attempts + 1); None when the
-    queue is empty or another worker was faster."""
+    """Atomically take the oldest queued run for `worker_id` (attempts + 1) whose retry
+    back-off (`not_before`) is over; None when there is none or another worker was faster."""
     with write_transaction(session):
         now = db_now(session)
         oldest = (
-            select(Run.id).where(Run.status == QUEUED).order_by(Run.queued_at, Run.id).limit(1)
+            select(Run.id)
+            .where(Run.status == QUEUED, or_(Run.not_before.is_(None), Run.not_before <= now))
+            .order_by(Run.queued_at, Run.id).limit(1)
             .with_for_update(skip_locked=True)  # PostgreSQL: skip runs another claim holds
         )
         run_id = session.scalar(oldest)
@@ -334,8 +346,9 @@ def fail(
     retryable: bool = True,
 ) -> str | None:
     """Record a failure (message + traceback) and apply the retry policy: back to the queue
-    while attempts are left, else failed. A run whose cancel was requested ends cancelled.
-    Returns the new status (None if the worker no longer held the run)."""
+    while attempts are left, not claimed before a growing delay (`retry_delay`), else
+    failed. A permanent error (`retryable=False`) fails at once. A run whose cancel was
+    requested ends cancelled. Returns the new status (None if the worker no longer held it)."""
     with write_transaction(session):
         rows = _read_for_update(session, *_owned(run_id, worker_id))
         if not rows:
@@ -348,7 +361,8 @@ def fail(
         values = {"status": new, "error": f"attempt {row.attempts} of {row.max_attempts}: {error}",
                   "phase": "retrying" if new == QUEUED else new}
         if new == QUEUED:
-            values.update(worker_id=None, queued_at=now)
+            delay = retry_delay(row.attempts, get_settings().retry_delay_seconds)
+            values.update(worker_id=None, queued_at=now, not_before=now + delay)
         else:
             values.update(finished_at=now)
         return new if _change(session, row, **values) else None

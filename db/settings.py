@@ -31,6 +31,8 @@ DOCUMENTED = {
     "LIST_HEARTBEAT_SECONDS": ("5.0", "How often a worker writes its heartbeat."),
     "LIST_STALE_SECONDS": ("60.0", "A worker silent this long is dead; its runs are re-queued."),
     "LIST_MAX_ATTEMPTS": ("3", "How many times a failing run is tried before it stays failed."),
+    "LIST_RETRY_DELAY_SECONDS": (
+        "30.0", "Pause before retrying a run after a transient error; doubles per attempt."),
     "LIST_AUTH": (
         "local",
         "`local`: one user, no login (for your own machine); `password`: users with passwords "
@@ -52,6 +54,7 @@ class Settings:
     heartbeat_seconds: float
     stale_seconds: float
     max_attempts: int
+    retry_delay_seconds: float = 30.0
     auth: str = "local"
     session_hours: float = 12.0
     admins: tuple[str, ...] = ()
@@ -107,6 +110,7 @@ def load_settings() -> Settings:
         heartbeat_seconds=_number("LIST_HEARTBEAT_SECONDS", float),
         stale_seconds=_number("LIST_STALE_SECONDS", float),
         max_attempts=_number("LIST_MAX_ATTEMPTS", int),
+        retry_delay_seconds=_number("LIST_RETRY_DELAY_SECONDS", float),
         auth=_auth_mode(),
         session_hours=_number("LIST_SESSION_HOURS", float),
         admins=tuple(a.strip() for a in _get("LIST_ADMINS").split(",") if a.strip()),

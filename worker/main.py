@@ -4,6 +4,9 @@ It brings the schema to head, registers itself (a `workers` row), heartbeats fro
 background thread, re-queues runs of dead workers, claims the oldest queued run, runs it
 and writes the outcome. SIGTERM / SIGINT stop it gracefully: a running run stops at the next
 step boundary and goes back to the queue (resumable, the attempt not counted).
+When the database goes away (a server restart, a network cut) the worker keeps its run and
+tries again with a growing pause; heartbeats resume when the server is back. A failed run
+is retried after a growing delay, unless its error is permanent (worker/resilience.py).
 
 Options: --once (try one claim, process it if there is one, exit), --max-runs N (exit after
 N runs), --poll SECONDS (idle polling interval, default LIST_WORKER_POLL_SECONDS).
@@ -19,14 +22,17 @@ import sys
 import threading
 import traceback
 
+from sqlalchemy.exc import DBAPIError
+
 from db import jobs
 from db.health import DatabaseUnusable, open_database
 from db.session import session_factory
 from db.settings import get_settings, safe_url
 from worker.context import RunContext
-from worker.data import RunConfigError
+from worker.resilience import classify_failure, database_unreachable, with_database
 
 log = logging.getLogger("worker")
+MAX_TASK_RESTARTS = 10  # a task cut short by a lost database is run again (from its checkpoint)
 
 
 def resolve_device(setting: str) -> str:
@@ -47,12 +53,20 @@ class Heartbeat(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
+        failing = False
         while not self.stopped.wait(self.interval):
             try:
                 with self.sessions() as s:
                     jobs.heartbeat(s, self.worker_id)
-            except Exception:  # keep beating; the next try may succeed
-                log.exception("heartbeat failed")
+            except Exception as exc:  # keep beating; the next try may succeed
+                if not failing:  # once per outage, not every beat
+                    log.warning("heartbeat failed (%s: %s); still trying", type(exc).__name__,
+                                str(getattr(exc, "orig", None) or exc).splitlines()[0])
+                failing = True
+                continue
+            if failing:
+                log.info("heartbeat written again")
+            failing = False
 
 
 class WorkerProcess:
@@ -76,9 +90,16 @@ class WorkerProcess:
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
 
+    def db(self, fn, what: str = "worker"):
+        """`fn(session)` in a fresh session, tried again while the database is unreachable."""
+        def once():
+            with self.sessions() as s:
+                return fn(s)
+
+        return with_database(once, shutdown=self.shutdown, what=what)
+
     def serve(self, *, once: bool = False, max_runs: int | None = None) -> int:
-        with self.sessions() as s:
-            self.worker_id = jobs.register_worker(s, device=self.device).id
+        self.worker_id = self.db(lambda s: jobs.register_worker(s, device=self.device).id)
         log.info("worker %s started (device %s, database %s)", self.worker_id, self.device,
                  safe_url(self.settings.database_url))
         beat = Heartbeat(self.sessions, self.worker_id, self.settings.heartbeat_seconds)
@@ -86,11 +107,7 @@ class WorkerProcess:
         done = 0
         try:
             while not self.shutdown.is_set():
-                with self.sessions() as s:
-                    requeued = jobs.requeue_stale(s)
-                    if requeued:
-                        log.warning("re-queued runs of silent workers: %s", requeued)
-                    run = jobs.claim(s, self.worker_id, device=self.device)
+                run = self.db(self._requeue_and_claim)
                 if run is None:
                     if once:
                         break
@@ -103,10 +120,19 @@ class WorkerProcess:
         finally:
             beat.stopped.set()
             beat.join(timeout=5)
-            with self.sessions() as s:
-                jobs.unregister_worker(s, self.worker_id)
+            self.shutdown.set()  # an unreachable database is waited for only a while now
+            try:
+                self.db(lambda s: jobs.unregister_worker(s, self.worker_id))
+            except DBAPIError as exc:  # the row stays; its old heartbeat says we are gone
+                log.warning("could not record the stop: %s", type(exc).__name__)
             log.info("worker %s stopped after %d run(s)", self.worker_id, done)
         return 0
+
+    def _requeue_and_claim(self, s):
+        requeued = jobs.requeue_stale(s)
+        if requeued:
+            log.warning("re-queued runs of silent workers: %s", requeued)
+        return jobs.claim(s, self.worker_id, device=self.device)
 
     def process(self, run) -> None:
         from worker.tasks import run_task
@@ -115,29 +141,50 @@ class WorkerProcess:
                  run.max_attempts)
         ctx = RunContext(run_id=run.id, worker_id=self.worker_id, device=self.device,
                          sessions=self.sessions, shutdown=self.shutdown)
-        try:
-            outcome = run_task(ctx, run)
-        except Exception as exc:
-            permanent = isinstance(exc, RunConfigError)
-            error = f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
-            with self.sessions() as s:
-                status = jobs.fail(s, run.id, error, worker_id=self.worker_id,
-                                   retryable=not permanent)
-            log.error("run %d failed (%s): %s: %s", run.id, status, type(exc).__name__, exc)
-            return
-        with self.sessions() as s:
-            if outcome == "completed":
-                jobs.finish(s, run.id, worker_id=self.worker_id)
-                log.info("run %d succeeded", run.id)
-            elif ctx.lost:
-                log.warning("run %d was taken from this worker; dropped it", run.id)
-            elif ctx.cancel_requested:
-                jobs.finish(s, run.id, worker_id=self.worker_id, status="cancelled")
-                log.info("run %d cancelled", run.id)
-            else:  # shutdown: back to the queue, resumable
-                status = jobs.release(s, run.id, worker_id=self.worker_id)
-                log.info("run %d handed back to the queue (%s)", run.id, status)
+        for restart in range(MAX_TASK_RESTARTS + 1):
+            try:
+                outcome = run_task(ctx, run)
+                break
+            except Exception as exc:
+                if (database_unreachable(exc) and not self.shutdown.is_set()
+                        and restart < MAX_TASK_RESTARTS):
+                    # Lost the database outside a retried write: wait for it, then carry on
+                    # from the last checkpoint (the run is still ours, no attempt counted).
+                    log.warning("run %d: database lost mid-task; continuing when it is back",
+                                run.id)
+                    ctx.observe_status(ctx.db(lambda s: jobs.held_status(s, run.id,
+                                                                          self.worker_id)))
+                    if ctx.lost:
+                        log.warning("run %d was taken from this worker; dropped it", run.id)
+                        return
+                    continue
+                self._fail(run, exc)
+                return
+        self.db(lambda s: self._outcome(s, run, ctx, outcome), f"run {run.id}")
 
+    def _fail(self, run, exc: Exception) -> None:
+        permanent, advice = classify_failure(exc)
+        error = f"{type(exc).__name__}: {exc}"
+        if advice:
+            error = f"{error}\n{advice}"
+        error += f"\n\n{traceback.format_exc()}"
+        status = self.db(lambda s: jobs.fail(s, run.id, error, worker_id=self.worker_id,
+                                             retryable=not permanent), f"run {run.id}")
+        kind = "permanent error, not retried" if permanent else "transient error"
+        log.error("run %d failed (%s; %s): %s: %s", run.id, status, kind, type(exc).__name__, exc)
+
+    def _outcome(self, s, run, ctx: RunContext, outcome: str) -> None:
+        if outcome == "completed":
+            jobs.finish(s, run.id, worker_id=self.worker_id)
+            log.info("run %d succeeded", run.id)
+        elif ctx.lost:
+            log.warning("run %d was taken from this worker; dropped it", run.id)
+        elif ctx.cancel_requested:
+            jobs.finish(s, run.id, worker_id=self.worker_id, status="cancelled")
+            log.info("run %d cancelled", run.id)
+        else:  # shutdown: back to the queue, resumable
+            status = jobs.release(s, run.id, worker_id=self.worker_id)
+            log.info("run %d handed back to the queue (%s)", run.id, status)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__,
@@ -156,11 +203,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_runs is not None and args.max_runs < 1:
         parser.error("--max-runs must be at least 1")
 
-    try:
-        open_database(get_settings().database_url)
-    except DatabaseUnusable as exc:
-        log.error("cannot start: %s", exc)
-        return 2
     worker = WorkerProcess(poll=args.poll, device=args.device)
     worker.install_signal_handlers()
+    url = get_settings().database_url
+    while True:  # a database server that is not up yet (or restarting) is waited for
+        try:
+            open_database(url)
+            break
+        except DatabaseUnusable as exc:
+            if not database_unreachable(exc.__cause__) or worker.shutdown.is_set():
+                log.error("cannot start: %s", exc)
+                return 2
+            log.warning("database %s not reachable yet (%s); trying again in 2 s",
+                        safe_url(url), exc)
+            worker.shutdown.wait(2.0)
     return worker.serve(once=args.once, max_runs=args.max_runs)

@@ -47,9 +47,8 @@ class DBReporter(Callback):
     # -- buffering ---------------------------------------------------------------------------
     def flush(self, **fields) -> None:
         self._fields.update(fields)
-        with self.ctx.session() as s:
-            status = update_progress(s, self.ctx.run_id, self.ctx.worker_id, steps=self._steps,
-                                     **self._fields)
+        status = self.ctx.db(lambda s: update_progress(
+            s, self.ctx.run_id, self.ctx.worker_id, steps=self._steps, **self._fields))
         self._fields, self._steps = {}, []
         self._last_flush = time.monotonic()
         self.ctx.observe_status(status)
@@ -91,9 +90,9 @@ class DBReporter(Callback):
 
     def on_pseudo_labels_made(self, event) -> None:
         self._gold_accuracy[event.round] = event.gold_accuracy
-        with self.ctx.session() as s:
-            n = record_pseudo_labels(s, self.ctx.run_id, event.round, list(event.ids),
-                                     np.asarray(event.probs).tolist(), list(event.labels))
+        n = self.ctx.db(lambda s: record_pseudo_labels(
+            s, self.ctx.run_id, event.round, list(event.ids), np.asarray(event.probs).tolist(),
+            list(event.labels)))
         self._weights, self._weights_round = {}, event.round
         self._last_weight_flush = time.monotonic()
         log.info("run %d: round %d: the teacher made %d pseudo-labels", self.ctx.run_id,
@@ -109,8 +108,8 @@ class DBReporter(Callback):
 
     def _flush_weights(self) -> None:
         if self._weights and self._weights_round is not None:
-            with self.ctx.session() as s:
-                record_meta_weights(s, self.ctx.run_id, self._weights_round, self._weights)
+            self.ctx.db(lambda s: record_meta_weights(s, self.ctx.run_id, self._weights_round,
+                                                      self._weights))
         self._weights = {}
         self._last_weight_flush = time.monotonic()
 
@@ -118,11 +117,10 @@ class DBReporter(Callback):
         self._weights, self._weights_round = {}, None  # the final weights follow
         self._gold_accuracy[event.round] = event.gold_accuracy
         weights = np.asarray(event.weights, dtype=float) if event.weights is not None else None
-        with self.ctx.session() as s:
-            n = record_pseudo_labels(
-                s, self.ctx.run_id, event.round, list(event.ids), np.asarray(event.probs).tolist(),
-                list(event.labels), None if weights is None else weights.tolist(),
-            )
+        n = self.ctx.db(lambda s: record_pseudo_labels(
+            s, self.ctx.run_id, event.round, list(event.ids), np.asarray(event.probs).tolist(),
+            list(event.labels), None if weights is None else weights.tolist(),
+        ))
         log.info("run %d: round %d: %d pseudo-labels (gold accuracy %s)", self.ctx.run_id,
                  event.round, n, event.gold_accuracy)
 
@@ -130,17 +128,15 @@ class DBReporter(Callback):
         metrics = dict(metrics)
         if metrics.get("pseudo_label_accuracy") is None and self._gold_accuracy.get(round) is not None:
             metrics["pseudo_label_accuracy"] = self._gold_accuracy[round]
-        with self.ctx.session() as s:
-            record_metrics(s, self.ctx.run_id, round, metrics)
+        self.ctx.db(lambda s: record_metrics(s, self.ctx.run_id, round, metrics))
         log.info("run %d: round %d: accuracy %s macro-F1 %s", self.ctx.run_id, round,
                  metrics.get("accuracy"), metrics.get("macro_f1"))
 
     def on_round_end(self, round: int, checkpoint: Path | None) -> None:
         if checkpoint is not None:
             sha, size = describe(Path(checkpoint))
-            with self.ctx.session() as s:
-                add_artifact(s, self.ctx.run_id, "checkpoint", str(checkpoint), sha256=sha,
-                             bytes=size, round=round)
+            self.ctx.db(lambda s: add_artifact(s, self.ctx.run_id, "checkpoint", str(checkpoint),
+                                               sha256=sha, bytes=size, round=round))
         self.flush()
 
     def on_train_end(self, result) -> None:

@@ -82,10 +82,21 @@ def test_cancel_queued_and_running(session, project, worker_id):
     assert jobs.request_cancel(session, running.id) == CANCELLED  # finished: no change
 
 
+def test_retry_delay_grows_and_is_bounded():
+    assert [jobs.retry_delay(a, 30).total_seconds() for a in (1, 2, 3)] == [30, 60, 120]
+    assert jobs.retry_delay(50, 30) == jobs.MAX_RETRY_DELAY
+
+
 def test_fail_retries_until_max_attempts_and_keeps_the_error(session, project, worker_id):
     run = jobs.enqueue(session, project.id, {}, max_attempts=2)
     jobs.claim(session, worker_id)
     assert jobs.fail(session, run.id, "ValueError: x\nTraceback...", worker_id=worker_id) == QUEUED
+    session.refresh(run)
+    wait = (run.not_before - run.queued_at).total_seconds()
+    assert wait == pytest.approx(30.0)  # LIST_RETRY_DELAY_SECONDS after the 1st failure
+    assert jobs.claim(session, worker_id) is None  # backing off
+    session.query(Run).filter_by(id=run.id).update({"not_before": utcnow() - timedelta(seconds=1)})
+    session.commit()
     assert jobs.claim(session, worker_id).attempts == 2
     assert jobs.fail(session, run.id, "ValueError: y", worker_id=worker_id) == FAILED
     session.refresh(run)
@@ -213,7 +224,7 @@ def test_retry_and_resume_change_only_a_finished_run(session, project, worker_id
     run = jobs.enqueue(session, project.id, {}, max_attempts=1)
     jobs.claim(session, worker_id)
     jobs.fail(session, run.id, "boom", worker_id=worker_id)
-    assert jobs.retry(session, run.id).status == QUEUED
+    assert jobs.retry(session, run.id).status == QUEUED and run.not_before is None
     with pytest.raises(jobs.JobError, match="is queued"):  # a second click changes nothing
         jobs.retry(session, run.id)
     assert jobs.claim(session, worker_id).attempts == 1

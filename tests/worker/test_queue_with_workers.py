@@ -60,7 +60,7 @@ def test_two_workers_race_for_one_predict_run(session, start_worker, tiny_bert_d
     assert all(abs(float(r["prob_negative"]) + float(r["prob_positive"]) - 1) < 1e-4 for r in rows)
 
 
-def test_failing_runs_are_retried_per_policy(session, start_worker, tmp_path):
+def test_failing_runs_are_retried_per_policy(session, start_worker, tiny_bert_dir, tmp_path):
     project = sentiment_project(session, n_unlabelled=4)
     broken_model = jobs.enqueue(session, project.id, train_config(str(tmp_path / "no-model")),
                                 max_attempts=2)
@@ -68,17 +68,30 @@ def test_failing_runs_are_retried_per_policy(session, start_worker, tmp_path):
                               {**train_config("default"), "eval_source": "bogus"})
     no_mask = jobs.enqueue(session, project.id,
                            {**train_config("default"), "template": "{text} has no mask."})
-    worker = start_worker("--max-runs", "4")
+    # An error the worker cannot call permanent (damaged weights): retried after a pause.
+    damaged = _saved_model_run(session, project, tiny_bert_dir, tmp_path)
+    for weights in (tmp_path / "model").glob("*.safetensors"):
+        weights.write_bytes(weights.read_bytes()[:100])
+    transient = jobs.enqueue(session, project.id, {"source_run_id": damaged.id, "input": "corpus"},
+                             kind="predict", max_attempts=2)
+    worker = start_worker("--max-runs", "5")
     assert worker.wait(120) == 0, worker.log()
     log = worker.log()
-    assert f"run {broken_model.id} failed (queued)" in log  # 1st attempt: back to the queue
-    assert f"run {broken_model.id} failed (failed)" in log
-    assert f"run {bad_config.id} failed (failed)" in log  # configuration error: no retry
+    # A model that cannot be loaded is a permanent error: no second attempt (it used to
+    # burn all of them within seconds).
+    assert f"run {broken_model.id} failed (failed; permanent error, not retried)" in log
+    assert f"run {bad_config.id} failed (failed; permanent error" in log  # configuration error
+    assert f"run {transient.id} failed (queued; transient error)" in log
+    assert f"run {transient.id} failed (failed; transient error)" in log
     fresh(session)
     first, second = session.get(Run, broken_model.id), session.get(Run, bad_config.id)
-    assert (first.status, first.attempts) == (FAILED, 2)
-    assert first.error.startswith("attempt 2 of 2: ") and "Traceback" in first.error
-    assert "no-model" in first.error
+    assert (first.status, first.attempts) == (FAILED, 1)
+    assert first.error.startswith("attempt 1 of 2: ") and "Traceback" in first.error
+    assert "no-model" in first.error and "fix the model name or path" in first.error
+    retried = session.get(Run, transient.id)
+    assert (retried.status, retried.attempts) == (FAILED, 2)
+    # The second attempt waited out the back-off (LIST_RETRY_DELAY_SECONDS=0.5).
+    assert retried.not_before is not None and retried.started_at >= retried.not_before
     assert (second.status, second.attempts) == (FAILED, 1)
     assert "eval_source 'bogus'" in second.error
     third = session.get(Run, no_mask.id)
