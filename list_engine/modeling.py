@@ -601,11 +601,16 @@ class PromptClassifier:
         # The JSON is written with sorted keys: rebuild the verbalizer in class order.
         labels = config.get("labels") or list(config["verbalizer"])
         verbalizer = {label: config["verbalizer"][label] for label in labels}
+        head = _saved_head(config)
+        # The base checkpoint's head is replaced by the trained one below: create()'s note
+        # about the base checkpoint ("starts untrained") would be wrong here.
+        _LOGGED_HEAD_CHOICE.add((resolve_model_path(base), head))
+        logger.info("model folder %s: %s head with its trained weights (base model %s)",
+                    directory, "classic" if config["mode"] == "classic" else head, name)
         clf = cls.create(model=base, template=config.get("template"),
                          verbalizer=verbalizer, mode=config["mode"],
                          adapter=AdapterConfig.from_dict(config.get("adapter")),
-                         max_length=config["max_length"], device=device,
-                         head=_saved_head(config))
+                         max_length=config["max_length"], device=device, head=head)
         clf.model_name = name  # saved again as given, not as resolved here
         expected = config.get("base_model_sha256")
         actual = weights_sha256(clf.model_path)
