@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import functools
 import uuid
+from pathlib import Path
 
 import streamlit as st
 
 from app import ui
 from app.highlight import highlighted_block
-from app.services import ServiceError, hotkeys
+from app.services import ServiceError, hotkeys, suggestions
 from app.services import corpus as corpus_service
 from app.services import labelling as label_service
 from app.services import prompts as prompt_service
@@ -18,6 +19,7 @@ from app.services import runs as run_service
 from app.services import users as user_service
 from app.services.training import fresh_workers
 from db import label_export
+from db.models import FINISHED_STATUSES
 
 EMBED_REFRESH_SECONDS = 2.0
 
@@ -111,15 +113,97 @@ def on_undo() -> None:
     flash("Undone: the document is back as it was.", "success")
 
 
+def model_guess(doc, can_label: bool) -> None:
+    """The last trained model's guess for the document, with a one-key accept; picking
+    another class is a correction like any other label."""
+    guess = preds.guess(doc.id) if preds is not None else None
+    if guess is None:
+        return
+    name, confidence = guess
+    cls = next((c for c in classes if c.name == name), None)
+    g1, g2 = st.columns([3, 1], vertical_alignment="center")
+    g1.markdown(f"Model's guess (run #{preds.source_run_id}): **{ui.md(name)}** · "
+                f"{100 * confidence:.0f} % sure")
+    g2.button(f"Accept guess ({hotkeys.ACCEPT_KEY})", key="lab_accept", width="stretch",
+              on_click=on_label, args=(doc.id, cls.id, cls.name) if cls else None,
+              disabled=cls is None or not can_label,
+              help=None if cls else "That class is no longer in the label set.")
+
+
+def on_queue_similar(doc_ids: list[int]) -> None:
+    """Show these documents next, one after another (before whatever the strategy picks)."""
+    history, pos = nav["history"], nav["pos"]
+    for offset, d in enumerate([d for d in doc_ids if d not in history], start=1):
+        history.insert(pos + offset, d)
+
+
+def similar_view(doc) -> None:
+    """The current document's nearest neighbours by the cached embeddings."""
+    with st.expander("Similar documents", expanded=False):
+        with ui.session() as s:
+            near = suggestions.similar_documents(s, pid, model, doc.id, k=5)
+            texts = {d: label_service.get_document(s, pid, d).text for d, _ in near}
+        if not near:
+            st.caption("Similar documents come from the corpus embeddings: choose the Diverse "
+                       "strategy once to compute them.")
+            return
+        for d, sim in near:
+            guess = preds.guess(d) if preds is not None else None
+            st.text(f"{sim:.2f} · " + texts[d][:200].replace("\n", " ")
+                    + (f"  [model: {guess[0]}, {100 * guess[1]:.0f} %]" if guess else ""))
+        st.button(f"Label these {len(near)} next", key="lab_similar_next",
+                  on_click=on_queue_similar, args=([d for d, _ in near],),
+                  help="They come next, one after another, with the same keys: a quick way to "
+                       "find more examples of a rare class.")
+
+
+def bulk_accept_view() -> None:
+    """Accept the model's N surest guesses per class, after a look and a confirmation."""
+    st.subheader("Model's surest guesses")
+    n = st.number_input("Per class", 1, 500, 5, key="lab_bulk_n")
+    if st.button("Review them", key="lab_bulk_review"):
+        with ui.session() as s:
+            st.session_state["lab_bulk"] = suggestions.most_confident(s, pid, preds, int(n))
+    pending = st.session_state.get("lab_bulk")
+    if pending is None:
+        return
+    if pending.empty:
+        st.caption("No unlabelled document left to accept.")
+        return
+    st.dataframe(pending, hide_index=True, key="lab_bulk_table", column_config={
+        "confidence": st.column_config.NumberColumn(format="percent")})
+    st.warning(f"Label these {len(pending)} documents with the model's guess, unseen? They "
+               "count as accepted pseudo-labels and train the next run.",
+               icon=":material/warning:")
+    c1, c2 = st.columns(2)
+    if c1.button("Yes, label them", key="lab_bulk_confirm", type="primary"):
+        try:
+            with ui.session() as s:
+                written = suggestions.accept(s, pid, pending)
+        except ServiceError as exc:
+            ui.error(exc)
+        else:
+            st.session_state.pop("lab_bulk", None)
+            flash(f"Accepted {written} of the model's guesses.", "success")
+            st.rerun()
+    if c2.button("Cancel", key="lab_bulk_cancel"):
+        st.session_state.pop("lab_bulk", None)
+        st.rerun()
+
+
 # ---------------------------------------------------------------- controls
 with st.sidebar:
     st.subheader("Next document")
     strategy = st.radio(
-        "Strategy", label_service.STRATEGIES, key="lab_strategy",
+        "Strategy", label_service.STRATEGIES + suggestions.STRATEGIES, key="lab_strategy",
         format_func={"random": "Random", "diverse": "Diverse (clusters)",
-                     "keyword": "Keyword search", "second": "Second opinion (blind)"}.get,
+                     "keyword": "Keyword search", "second": "Second opinion (blind)",
+                     **suggestions.STRATEGY_NAMES}.get,
         help="Diverse picks the most central unlabelled document of the least-covered "
-             "cluster of the corpus (k-means over the model's embeddings).",
+             "cluster of the corpus (k-means over the model's embeddings). Most uncertain "
+             "picks the document the last trained model is least sure about (smallest gap "
+             "between its two likeliest classes); uncertain + diverse picks, among the 50 "
+             "most uncertain, one from the cluster with the fewest labels.",
     )
     keyword = ""
     if strategy == "keyword":
@@ -158,6 +242,8 @@ def pick_next() -> int | None:
 
 
 def pick_candidate(s, exclude: set[int]) -> int | None:
+    if strategy == "uncertain":
+        return suggestions.next_uncertain(s, pid, preds, exclude)
     if strategy == "second":
         return label_service.next_second_opinion(s, pid, exclude)
     if strategy == "random":
@@ -169,11 +255,67 @@ def pick_candidate(s, exclude: set[int]) -> int | None:
         return None
     k = label_service.default_k(len(classes), int(target_total))
     clusters = clusters_for(pid, model, n_docs, k)
+    if strategy == "uncertain_diverse":
+        return suggestions.next_uncertain_diverse(s, pid, preds, clusters, exclude)
     return label_service.next_diverse(s, pid, clusters, exclude)
 
 
 if strategy == "keyword" and not keyword.strip():
     st.info("Type a keyword in the sidebar to find unlabelled documents that contain it.")
+    st.stop()
+
+
+# ---------------------------------------------------------------- the model's predictions
+@st.cache_data(max_entries=2, show_spinner="Reading the model's predictions…")
+def predictions_for(path: str, mtime: float, source_run_id: int, predict_run_id: int):
+    return suggestions.read_predictions(Path(path), source_run_id, predict_run_id)
+
+
+@st.fragment(run_every=EMBED_REFRESH_SECONDS)
+def prediction_progress(predict_run_id: int) -> None:
+    """Live progress of the background predict run; reruns the page when it is over."""
+    with ui.session() as s:
+        run = run_service.get_run(s, predict_run_id)
+        workers = fresh_workers(s)
+    if run.status in FINISHED_STATUSES:
+        st.rerun()
+    total = run.total_steps or 0
+    st.progress(float(run.progress or 0.0),
+                text=f"Predicting on the worker: {run.step or 0:,} / {total:,} documents" if total
+                else "Waiting for a worker to pick up the predict run…")
+    if not workers:
+        st.warning("No worker is running, so the predictions wait in the queue. Start one with "
+                   "`python -m worker` (or `./scripts/run`).", icon=":material/warning:")
+
+
+with ui.session() as s:
+    source_run, predict_run = suggestions.ensure_predictions(s, pid)
+    pred_path = suggestions.predictions_path(s, predict_run)
+preds = None
+if pred_path is not None:
+    try:
+        preds = predictions_for(str(pred_path), pred_path.stat().st_mtime, source_run.id,
+                                predict_run.id)
+    except ServiceError as exc:
+        ui.error(exc)
+if strategy in suggestions.STRATEGIES and preds is None:
+    if source_run is None:
+        st.info("The model-guided strategies need a trained model: train one on the Train "
+                "page (a run that succeeds), then its guesses show here.",
+                icon=":material/model_training:")
+    elif predict_run is None:
+        st.info(ui.md(f"The model of run #{source_run.id} has not labelled the corpus yet and "
+                      "only an owner of the project can start that."), icon=":material/lock:")
+    elif predict_run.status in FINISHED_STATUSES:
+        ui.error(f"The predict run #{predict_run.id} of run #{source_run.id}'s model "
+                 f"{predict_run.status}" + (f": {predict_run.error.splitlines()[0]}"
+                                             if predict_run.error else "."))
+    else:
+        st.info(ui.md(f"The model of run #{source_run.id} is labelling the corpus in the "
+                      f"background (predict run #{predict_run.id}); its guesses are kept until "
+                      "the next training run. Meanwhile label with another strategy."),
+                icon=":material/online_prediction:")
+        prediction_progress(predict_run.id)
     st.stop()
 
 
@@ -201,7 +343,11 @@ def embedding_progress(project_id: int, model: str) -> None:
         st.rerun()
 
 
-if strategy == "diverse":
+if preds is not None:
+    with st.sidebar:
+        bulk_accept_view()
+
+if strategy in ("diverse", "uncertain_diverse"):
     with ui.session() as s:
         missing = label_service.missing_embeddings(s, pid, model)
         active = label_service.embedding_run(s, pid, model)
@@ -308,6 +454,7 @@ with main:
             if doc.text_b:
                 st.caption("Second text")
                 show_text(doc.text_b)
+        model_guess(doc, can_label)
         cols = st.columns(min(len(classes), 5))
         keys = hotkeys.class_keys(len(classes))
         for i, cls in enumerate(classes):
@@ -329,6 +476,7 @@ with main:
                           hotkeys.ACCEPT_KEY: "lab_accept", "ArrowLeft": "lab_back",
                           "ArrowRight": "lab_next"})
         ui.hotkeys(shortcuts)
+        similar_view(doc)
 
 st.html("<style>.st-key-doc_view .stText, .st-key-doc_view .stText * "
         "{font-size: 1.2rem; line-height: 1.6; white-space: pre-wrap; "
