@@ -47,6 +47,9 @@ def _review(df, run_id: int, round_: int, classes: list[str]) -> None:
     c2.metric("Confidence", f"{100 * float(row['confidence']):.1f} %")
     w = row["meta_weight"]
     c3.metric("Meta weight", "-" if w is None or w != w else f"{float(w):.4f}")
+    st.caption("Confidence is the teacher's own probability, and prompt models tend to be "
+               "over-confident: how far such numbers held on the evaluation set is in the "
+               "reliability diagram on the Live progress page.")
     if row["gold_label"] is not None:
         st.caption(f"Gold label (import): {ui.md(row['gold_label'])}")
     b1, b2, b3, b4 = st.columns([1, 2, 1, 1])

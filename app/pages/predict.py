@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from app import ui
-from app.services import ServiceError, evaluation
+from app.services import ServiceError, confidence, evaluation
 from app.services import export as export_service
 from app.services import predict as predict_service
 from app.services import runs as run_service
@@ -23,7 +23,7 @@ def _classifier(path: str):
     return predict_service.load_classifier(path)
 
 
-def _single_text(model_path: Path) -> None:
+def _single_text(model_path: Path, run_id: int) -> None:
     st.subheader("Try a text")
     text = st.text_area("Text", key="predict_text", height=150,
                         placeholder="Type or paste a document…")
@@ -36,6 +36,10 @@ def _single_text(model_path: Path) -> None:
         top = df.iloc[0]
         st.metric("Predicted label", str(top["label"]))
         st.caption(f"with probability {100 * top['probability']:.1f} %")
+        with ui.session() as s:
+            note = confidence.confidence_note(s, run_id, float(top["probability"]))
+        if note:
+            st.caption(note)
         st.dataframe(df, hide_index=True, column_config={
             "probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0,
                                                            format="percent")})
@@ -134,7 +138,7 @@ def main() -> None:
                                           (by_id[run_id].config or {}).get("list_config") or {})
     if kept:
         st.caption(kept)
-    _single_text(model_path)
+    _single_text(model_path, run_id)
     st.divider()
     _start_background(project.id, run_id)
     with ui.session() as s:  # after a possible start: a new run makes the list live
