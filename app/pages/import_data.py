@@ -25,8 +25,8 @@ if "import_report" in st.session_state:
     with ui.session() as s:
         offered = gold_service.missing_classes(s, project.id)
     st.page_link("pages/label_set.py", icon=":material/arrow_forward:",
-                 label="Next: the label set" + (" (offered from the gold labels of the import)"
-                                                if offered else ""))
+                 label="Next: define the labels" + (" (offered from the import's gold labels)"
+                                                    if offered else ""))
 
 with ui.session() as s:
     n_docs = corpus_service.document_count(s, project.id)

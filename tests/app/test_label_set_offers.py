@@ -60,4 +60,4 @@ def test_import_links_to_the_label_set_and_says_it_is_offered(db, project):
     at.button(key="do_import").click().run()
     assert not at.exception, at.exception
     links = [p.proto.label for p in at.get("page_link")]
-    assert "Next: the label set (offered from the gold labels of the import)" in links
+    assert "Next: define the labels (offered from the import's gold labels)" in links
