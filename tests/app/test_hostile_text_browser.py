@@ -52,7 +52,9 @@ MARKUP_CHECK = """() => {
   if (tagged('em, i', 'em-marker')) found.push('emphasis');
   if (tagged('a', 'click-marker') || tagged('a', 'link-marker')) found.push('link');
   if (tagged('h1, h2, h3, h4, h5, h6', 'heading-marker')) found.push('heading');
-  if (tagged('code', 'code-marker')) found.push('code');
+  // st.code shows text literally, backticks included; Markdown would drop them.
+  if ([...document.querySelectorAll('code')].some(e => e.textContent.includes('code-marker')
+      && !e.textContent.includes('`code-marker`'))) found.push('code');
   return {found, pwned: window.__pwned === undefined ? null : window.__pwned};
 }"""
 
