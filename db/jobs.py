@@ -148,6 +148,27 @@ def enqueue(
     return run
 
 
+def enqueue_sharded_predict(session: Session, project_id: int, config: dict, shards: int,
+                            *, max_attempts: int | None = None) -> list[Run]:
+    """A predict run over a large corpus as `shards` runs that several workers claim in
+    parallel, each over one contiguous slice. The first is the group's leader: when the last
+    shard finishes, its worker merges the parts into one CSV, the leader's "predictions"
+    artifact. Each shard's config names the group (`shard`: index, count, runs)."""
+    if not 1 <= shards <= 1000:
+        raise JobError(f"shards must be between 1 and 1000, got {shards!r}")
+    with write_transaction(session):
+        now = db_now(session)
+        runs = [Run(project_id=project_id, kind="predict", config=dict(config), status=QUEUED,
+                    attempts=0, max_attempts=max_attempts or get_settings().max_attempts,
+                    progress=0.0, created_at=now, queued_at=now) for _ in range(shards)]
+        session.add_all(runs)
+        session.flush()
+        ids = [r.id for r in runs]
+        for i, run in enumerate(runs):
+            run.config = {**config, "shard": {"index": i, "count": shards, "runs": ids}}
+    return runs
+
+
 def request_cancel(session: Session, run_id: int) -> str:
     """Queued -> cancelled at once; running -> cancelling (its worker stops at the next step
     and marks it cancelled). Returns the run's status afterwards (unchanged if finished)."""

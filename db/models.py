@@ -340,11 +340,53 @@ class Artifact(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(20))  # checkpoint | model | export | predictions
     round: Mapped[int | None] = mapped_column(Integer)
-    path: Mapped[str] = mapped_column(Text)
+    # Relative to LIST_DATA_DIR, so that any machine finds it under its own data dir (an
+    # absolute path: a file outside the data dir). `.path` is where it is on this machine.
+    stored_path: Mapped[str] = mapped_column("path", Text)
     sha256: Mapped[str] = mapped_column(String(64))
     bytes: Mapped[int] = mapped_column(BigInteger)  # 64-bit: artifacts may exceed 2 GiB
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # who; users are never deleted
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+    @property
+    def path(self) -> str:
+        """The artifact's location on this machine (under this machine's LIST_DATA_DIR)."""
+        return str(artifact_location(self.stored_path))
+
+    @path.setter
+    def path(self, value) -> None:
+        self.stored_path = artifact_key(value)
+
+
+def artifact_key(path) -> str:
+    """How an artifact path is stored: relative to LIST_DATA_DIR when inside it."""
+    from pathlib import Path
+
+    from db.settings import get_settings
+
+    path = Path(path)
+    data_dir = get_settings().data_dir
+    if path.is_absolute() and path.resolve().is_relative_to(data_dir):
+        return path.resolve().relative_to(data_dir).as_posix()
+    return str(path)
+
+
+def artifact_location(key: str):
+    from db.settings import get_settings
+
+    return get_settings().data_dir / key  # an absolute key stays as it is
+
+
+class ArtifactBlob(Base):
+    """The content of a small artifact (a tar of its file or folder), so that a worker or the
+    app on another machine can fetch it from the database (db/artifact_store.py)."""
+
+    __tablename__ = "artifact_blobs"
+
+    artifact_id: Mapped[int] = mapped_column(
+        ForeignKey("artifacts.id", ondelete="CASCADE"), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class DocumentEmbedding(Base):

@@ -11,7 +11,17 @@ from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.jobs import ACTIVE_STATUSES, db_now
-from db.models import ARTIFACT_KEY_ROUND, Artifact, PseudoLabel, RoundMetric, Run, RunStep, utcnow
+from db.models import (
+    ARTIFACT_KEY_ROUND,
+    Artifact,
+    ArtifactBlob,
+    PseudoLabel,
+    RoundMetric,
+    Run,
+    RunStep,
+    artifact_key,
+    utcnow,
+)
 from db.session import write_transaction
 
 _CHUNK = 500  # rows per INSERT (SQLite's limit on bound parameters)
@@ -169,7 +179,7 @@ def add_artifact(
     """Record a file or directory of a run; replaces an earlier record of the same
     (kind, round), e.g. the checkpoint of a round that a resumed run wrote again. One upsert
     on the unique key (run_id, kind, round): two writers never leave two rows."""
-    row = {"run_id": run_id, "kind": kind, "round": round, "path": str(path),
+    row = {"run_id": run_id, "kind": kind, "round": round, "path": artifact_key(path),
            "sha256": sha256, "bytes": int(bytes), "created_at": utcnow()}
     same_round = Artifact.round.is_(None) if round is None else Artifact.round == round
     with write_transaction(session):
@@ -191,7 +201,10 @@ def forget_missing_artifacts(session: Session, run_id: int) -> list[str]:
     data_dir = Path(get_settings().data_dir)
     with write_transaction(session):
         rows = session.scalars(select(Artifact).where(Artifact.run_id == run_id)).all()
-        gone = [a for a in rows if not (data_dir / a.path).exists()]  # absolute paths stay absolute
+        in_db = set(session.scalars(select(ArtifactBlob.artifact_id).where(
+            ArtifactBlob.artifact_id.in_([a.id for a in rows]))))
+        gone = [a for a in rows  # absolute paths stay absolute; a copy in the database is not gone
+                if not (data_dir / a.path).exists() and a.id not in in_db]
         for a in gone:
             session.delete(a)
     return [a.path for a in gone]

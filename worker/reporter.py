@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from db.artifact_store import keep_copy
 from db.progress import (
     add_artifact,
     record_meta_weights,
@@ -135,8 +136,9 @@ class DBReporter(Callback):
     def on_round_end(self, round: int, checkpoint: Path | None) -> None:
         if checkpoint is not None:
             sha, size = describe(Path(checkpoint))
-            self.ctx.db(lambda s: add_artifact(s, self.ctx.run_id, "checkpoint", str(checkpoint),
-                                               sha256=sha, bytes=size, round=round))
+            self.ctx.db(lambda s: keep_copy(s, add_artifact(  # a copy for other machines
+                s, self.ctx.run_id, "checkpoint", str(checkpoint), sha256=sha, bytes=size,
+                round=round)))
         self.flush()
 
     def on_train_end(self, result) -> None:

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from db import jobs, queries
+from db.artifact_store import keep_copy, materialize
 from db.models import Document, Run
 from db.progress import add_artifact, record_environment, truncate_after_round, update_progress
 from db.settings import get_settings
@@ -81,8 +82,15 @@ def train(ctx: RunContext, run: Run) -> str:
     # newest is damaged (cut short by a full disk, files deleted); from scratch when none is
     # usable (or they were made on other data: documents were labelled since).
     for checkpoint in [*candidates, None]:
+        resume_from = None
         with ctx.session() as s:
             if checkpoint is not None:
+                # Here, or fetched from the database (written by a worker on another machine).
+                resume_from = materialize(s, checkpoint)
+                if resume_from is None:
+                    log.warning("run %d: the round-%d checkpoint is not here nor in the database",
+                                run.id, checkpoint.round)
+                    continue
                 log.info("run %d: resuming from the round-%d checkpoint", run.id, checkpoint.round)
                 truncate_after_round(s, run.id, checkpoint.round)
             else:
@@ -91,7 +99,7 @@ def train(ctx: RunContext, run: Run) -> str:
             shutil.rmtree(checkpoints, ignore_errors=True)
         try:
             result = trainer.train(checkpoint_dir=checkpoints,
-                                   resume_from=checkpoint.path if checkpoint is not None else None)
+                                   resume_from=str(resume_from) if resume_from else None)
             break
         except (ValueError, OSError) as exc:
             if checkpoint is None or reporter.started:
@@ -116,7 +124,7 @@ def train(ctx: RunContext, run: Run) -> str:
     result.classifier.save_pretrained(model_dir, metrics=final)
     sha, size = describe(model_dir)
     with ctx.session() as s:
-        add_artifact(s, run.id, "model", str(model_dir), sha256=sha, bytes=size)
+        keep_copy(s, add_artifact(s, run.id, "model", str(model_dir), sha256=sha, bytes=size))
     log.info("run %d: model saved to %s", run.id, model_dir)
     return "completed"
 
@@ -190,10 +198,17 @@ def predict(ctx: RunContext, run: Run) -> str:
     source_run_id = config.get("source_run_id")
     with ctx.session() as s:
         artifact = queries.model_artifact(s, source_run_id) if source_run_id else None
-    if artifact is None or not Path(artifact.path).is_dir():
+        model_dir = materialize(s, artifact) if artifact is not None else None  # here or from the db
+    if model_dir is None or not model_dir.is_dir():
         raise RunConfigError(f"run {source_run_id} has no saved model to predict with")
-    classifier = PromptClassifier.from_pretrained(artifact.path, device=ctx.device)
+    classifier = PromptClassifier.from_pretrained(str(model_dir), device=ctx.device)
     frame, examples = _predict_inputs(ctx, run, config)
+    shard = config.get("shard")  # one slice of a sharded predict run (worker/shards.py)
+    if shard:
+        from worker.shards import shard_slice
+
+        part = shard_slice(len(examples), shard)
+        frame, examples = frame.iloc[part].reset_index(drop=True), examples[part]
     total = len(examples)
     with ctx.session() as s:
         update_progress(s, run.id, ctx.worker_id, phase="predicting", step=0, total_steps=total,
@@ -220,9 +235,14 @@ def predict(ctx: RunContext, run: Run) -> str:
     frame = frame.map(spreadsheet_safe)  # no formula runs when the CSV opens in a spreadsheet
     frame.to_csv(out, index=False)
     sha, size = describe(out)
+    kind = "predictions-part" if shard else "predictions"
     with ctx.session() as s:
-        add_artifact(s, run.id, "predictions", str(out), sha256=sha, bytes=size)
+        keep_copy(s, add_artifact(s, run.id, kind, str(out), sha256=sha, bytes=size))
     log.info("run %d: %d predictions written to %s", run.id, total, out)
+    if shard:
+        from worker.shards import merge_if_complete
+
+        merge_if_complete(ctx, shard)
     return "completed"
 
 

@@ -212,7 +212,7 @@ def test_artifacts_are_unique_per_run_kind_round_and_64_bit(session, project, wo
         add_artifact(session, run.id, "checkpoint", f"c{i}", sha256="0" * 64, bytes=1, round=1)
     session.rollback()
     rows = session.query(Artifact).filter_by(run_id=run.id).order_by(Artifact.kind).all()
-    assert [(a.kind, a.round, a.path, a.bytes) for a in rows] == [
+    assert [(a.kind, a.round, a.stored_path, a.bytes) for a in rows] == [
         ("checkpoint", 1, "c2", 1), ("model", None, "m2", three_gib + 2)]
     session.add(Artifact(run_id=run.id, kind="model", round=None, path="dup", sha256="", bytes=0))
     with pytest.raises(IntegrityError):  # the key itself refuses a second row

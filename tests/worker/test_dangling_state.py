@@ -16,6 +16,13 @@ from tests.worker.conftest import fresh, wait_for
 from tests.worker.helpers import sentiment_project, train_config
 
 
+@pytest.fixture(autouse=True)
+def _artifacts_on_disk_only(monkeypatch):
+    """Files here live on disk only: with PostgreSQL, small artifacts also have a copy in
+    the database (db/artifact_store.py) that a deleted folder is fetched back from."""
+    monkeypatch.setenv("LIST_ARTIFACT_STORE", "disk")
+
+
 def _run(session, run_id) -> Run:
     return fresh(session).get(Run, run_id)
 
