@@ -62,3 +62,21 @@ def test_wait_message_names_the_runs_ahead(db, labelled_project):
     assert run_service.wait_message(db, a) is None  # first in line
     assert f"behind run #{a.id} (queued)" in run_service.wait_message(db, b)
     assert run_service.wait_message(db, b, workers=2) is None  # a second worker takes it
+
+
+def test_runs_signature_changes_when_a_run_is_resumed_elsewhere(db, labelled_project):
+    """What the Live progress page's watcher compares: a resume, retry or new run in another
+    tab changes it, so a page showing finished runs redraws by itself."""
+    from db.models import Run, utcnow
+
+    project, config = labelled_project
+    run = training.start_training(db, project.id, config.id,
+                                  list_config=training.build_list_config("custom", TINY_CONFIG))
+    r = db.get(Run, run.id)
+    r.status, r.error, r.finished_at = "failed", "boom", utcnow()
+    db.commit()
+    before = run_service.runs_signature(run_service.list_runs(db, project.id, kind="train"))
+    assert before == run_service.runs_signature(run_service.list_runs(db, project.id, kind="train"))
+    run_service.retry_run(db, run.id)  # as the Runs page in another tab would
+    after = run_service.runs_signature(run_service.list_runs(db, project.id, kind="train"))
+    assert after != before and (run.id, "queued") == after[0][:2]
