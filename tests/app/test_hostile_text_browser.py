@@ -38,6 +38,12 @@ DOCS = ['<script>window.__pwned=4</script><img src=y onerror="window.__pwned=5">
 PAGES = ["Projects", "Import corpus", "Label set", "Labelling", "Prompt design", "Agreement",
          "Team and sharing", "Train", "Runs", "Live progress", "Pseudo-label inspector",
          "Export", "Predict"]
+TITLES = {"Train": "Train a classifier", "Export": "Export the model"}  # the others: the link
+
+PICKER_SHOWS_NAME = """() => [...document.querySelectorAll(
+    '[data-testid=stSidebar] [data-testid=stSelectbox]')]
+  .map(e => e.innerText + ' ' + [...e.querySelectorAll('input')].map(i => i.value).join(' '))
+  .some(t => t.includes('**bold-marker**') && t.includes('<script>'))"""
 
 # Markup that would exist only if our text had been rendered as HTML or Markdown.
 MARKUP_CHECK = """() => {
@@ -120,25 +126,24 @@ def test_hostile_text_stays_text_on_every_page(hostile_app, artifacts_dir):
             for name in PAGES:
                 page.get_by_role("link", name=name, exact=True).click()
                 settle(page)
-                result = page.evaluate(MARKUP_CHECK)
-                assert result == {"found": [], "pwned": None}, (name, result)
-                assert dialogs == [], (name, dialogs)
-                # The project picker shows the hostile name, literally, on every page.
-                picked = page.evaluate(
-                    "[...document.querySelectorAll('[data-testid=stSidebar] "
-                    "[data-testid=stSelectbox]')].map(e => e.innerText + ' ' + "
-                    "[...e.querySelectorAll('input')].map(i => i.value).join(' ')).join(' ')")
-                assert "**bold-marker**" in picked and "<script>" in picked, (name, picked)
+                # The project picker shows the hostile name, literally, on every page (wait for
+                # it: a loaded machine paints the sidebar after the script has finished).
+                page.wait_for_function(PICKER_SHOWS_NAME)
+                main = page.locator("[data-testid=stMain]")
+                expect(main.get_by_role("heading", name=TITLES.get(name, name)).first
+                       ).to_be_visible()
                 if name == "Labelling":  # a document, the class buttons and the guidelines
-                    main = page.locator("[data-testid=stMain]")
                     expect(main).to_contain_text("<script>window.__pwned=4</script>")
                     expect(main).to_contain_text('<b id="hc">pos</b> _em-marker_')
                     expect(main).to_contain_text('<i id="hd">x</i>')
                     page.screenshot(path=str(artifacts_dir / "hostile-labelling.png"),
                                     full_page=True)
                 if name == "Label set":
-                    expect(page.locator("[data-testid=stMain]")).to_contain_text(
-                        "# heading-marker `code-marker`")
+                    expect(main).to_contain_text("# heading-marker `code-marker`")
+                page.wait_for_timeout(500)  # whatever else the page shows has painted
+                result = page.evaluate(MARKUP_CHECK)
+                assert result == {"found": [], "pwned": None}, (name, result)
+                assert dialogs == [], (name, dialogs)
             # Label with the keyboard-less buttons: the success message names the class.
             page.get_by_role("link", name="Labelling", exact=True).click()
             settle(page)
