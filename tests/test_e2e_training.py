@@ -126,7 +126,12 @@ def test_import_label_prompt_train_inspect_accept_export_predict(data_env, worke
     rounds = inspector.rounds_with_pseudo_labels(s, run.id)
     assert rounds and max(rounds) <= 2
     table = inspector.pseudo_label_table(s, run.id, rounds[-1])
-    assert len(table) == 18 and table["meta_weight"].notna().any()
+    # The pool: the 18 unlabelled documents less those set aside for evaluation.
+    from db.models import Run
+
+    set_aside = len(s.get(Run, run.id).config.get("eval_documents") or [])
+    assert set_aside > 0 and len(table) == 18 - set_aside
+    assert table["meta_weight"].notna().any()
     doc_id, pseudo = int(table["document_id"].iloc[0]), table["pseudo_label"].iloc[0]
     before = training.data_counts(s, project.id)
     inspector.accept(s, run.id, rounds[-1], doc_id)

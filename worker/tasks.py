@@ -96,6 +96,7 @@ def train(ctx: RunContext, run: Run) -> str:
             else:
                 truncate_after_round(s, run.id, -1, resumed=False)
         if checkpoint is None and candidates:
+            log.warning("run %d: no round checkpoint can be resumed; starting over", run.id)
             shutil.rmtree(checkpoints, ignore_errors=True)
         try:
             result = trainer.train(checkpoint_dir=checkpoints,

@@ -139,13 +139,14 @@ def trained_source(tmp_path_factory, tiny_bert_dir) -> Trained:
 
 @pytest.fixture()
 def trained(data_env, trained_source) -> Trained:
-    """A private copy of the trained database in this test's data dir (artifact files stay
-    where the worker wrote them; tests only read them)."""
+    """A private copy of the trained database and its artifacts in this test's data dir
+    (artifact paths are stored relative to the data dir)."""
     data_env.data_dir.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):
         src = trained_source.data_dir / f"list.db{suffix}"
         if src.exists():
             shutil.copy(src, data_env.data_dir / f"list.db{suffix}")
+    shutil.copytree(trained_source.data_dir / "artifacts", data_env.data_dir / "artifacts")
     return Trained(data_env.data_dir, trained_source.project_id,
                    trained_source.prompt_config_id, trained_source.run_id)
 
