@@ -61,6 +61,11 @@ def keep_copy(session: Session, artifact: Artifact) -> bool:
     return True
 
 
+def reachable(session: Session, artifact: Artifact) -> bool:
+    """Whether this machine has the artifact's files or can fetch them from the database."""
+    return Path(artifact.path).exists() or session.get(ArtifactBlob, artifact.id) is not None
+
+
 def materialize(session: Session, artifact: Artifact) -> Path | None:
     """The artifact's local path on this machine; unpacked from the database copy when the
     file is not here. None when it is neither here nor in the database."""

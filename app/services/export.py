@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from app.services import ServiceError, users
 from app.services.runs import model_artifact, round_metrics
 from app.services.training import data_counts
+from db.artifact_store import materialize, reachable
 from db.models import OWNER, SUCCEEDED, Artifact, Project, Run
 from db.session import write_transaction
 from db.settings import get_settings
@@ -40,7 +41,7 @@ def exportable_runs(session: Session, project_id: int) -> list[Run]:
         .order_by(Run.id.desc())
     ).all()
     return [r for r in runs if (art := model_artifact(session, r.id)) is not None
-            and Path(art.path).is_dir()]
+            and reachable(session, art)]
 
 
 def model_dir(session: Session, run_id: int) -> Path:
@@ -49,13 +50,13 @@ def model_dir(session: Session, run_id: int) -> Path:
     art = model_artifact(session, run_id)
     if art is None:
         raise ServiceError(f"Run #{run_id} has no saved model (did it succeed?).")
-    path = Path(art.path)
-    if not path.is_dir():
+    path = materialize(session, art)  # here, or fetched from the database (another machine)
+    if path is None or not path.is_dir():
         from db.progress import forget_missing_artifacts
 
         forget_missing_artifacts(session, run_id)  # no row keeps pointing at nothing
-        raise ServiceError(f"The model files of run #{run_id} were deleted from disk ({path}). "
-                           "Retry the run to train it again.")
+        raise ServiceError(f"The model files of run #{run_id} were deleted from disk "
+                           f"({art.path}). Retry the run to train it again.")
     try:
         read_model_dir(path)
     except (OSError, ValueError) as exc:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.services import ServiceError, users
 from app.services.export import loadable_dir, model_dir
+from db.artifact_store import materialize
 from db.models import OWNER, Artifact, Run
 from db.settings import get_settings
 from db.writes import retry_busy
@@ -115,6 +116,5 @@ def predictions_file(session: Session, run_id: int) -> Path | None:
         .order_by(Artifact.id.desc())
         .limit(1)
     )
-    if art is None or not Path(art.path).is_file():
-        return None
-    return Path(art.path)
+    path = materialize(session, art) if art is not None else None  # maybe from the database
+    return path if path is not None and path.is_file() else None

@@ -20,7 +20,6 @@ pytestmark = pytest.mark.slow
 
 def test_worker_b_resumes_from_worker_a_checkpoint_via_the_database(
         pg_cluster, tmp_path, monkeypatch, tiny_bert_dir):
-    from db.artifact_store import materialize
     from db.migrate import upgrade_to_head
     from db.session import get_session
     from db.settings import get_settings
@@ -83,27 +82,25 @@ def test_worker_b_resumes_from_worker_a_checkpoint_via_the_database(
         stored = [a.stored_path for a in s.query(Artifact)]
         assert stored and not any(Path(p).is_absolute() for p in stored), stored
 
-        # Machine C (never ran a worker): the model and the predictions come from the database.
+        # Machine C (never ran a worker): the app's export and predict services fetch the
+        # model and the predictions from the database.
+        from app.services import export as export_service
+        from app.services import predict as predict_service
         from list_engine import PromptClassifier
 
-        model_dir = materialize(s, jobs_model(s, run_id))
-        assert model_dir is not None and model_dir.is_relative_to(machines["C"])
-        clf = PromptClassifier.from_pretrained(str(model_dir), device="cpu")
+        assert [r.id for r in export_service.exportable_runs(s, project.id)] == [run_id]
+        export = export_service.build_export(s, run_id)
+        folder = export_service.unpack(export.path, tmp_path / "unpacked")
+        assert Path(export.path).is_relative_to(machines["C"])
+        clf = PromptClassifier.from_pretrained(str(folder), device="cpu")
         probs = clf.predict_proba([_example("a great fun movie")])
         assert abs(float(probs.sum()) - 1.0) < 1e-4
-        (csv_row,) = s.query(Artifact).filter_by(run_id=predict_id, kind="predictions").all()
-        csv_path = materialize(s, csv_row)
-        assert csv_path.is_relative_to(machines["C"])
+        csv_path = predict_service.predictions_file(s, predict_id)
+        assert csv_path is not None and csv_path.is_relative_to(machines["C"])
         assert csv_path.read_text().splitlines()[0].startswith("document_id,text,")
     finally:
         s.close()
         get_settings.cache_clear()
-
-
-def jobs_model(session, run_id):
-    from db import queries
-
-    return queries.model_artifact(session, run_id)
 
 
 def _example(text: str):
