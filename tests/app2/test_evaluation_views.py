@@ -3,23 +3,10 @@ table, reliability diagram, the small-set warning, and the comparison verdict.""
 
 from __future__ import annotations
 
-import pytest
-
 from app.services import training
 from db.models import RoundMetric, Run, utcnow
 from tests.app2.conftest import TINY_CONFIG, app_test
 
-
-@pytest.fixture()
-def with_files(trained, trained_source):
-    """A copy of the trained run's files where this copy of the database looks for them
-    (artifact paths are stored relative to the data dir)."""
-    import shutil
-
-    copy = trained.data_dir / "artifacts"
-    if not copy.exists() and (trained_source.data_dir / "artifacts").is_dir():
-        shutil.copytree(trained_source.data_dir / "artifacts", copy)
-    return trained
 
 def _texts(at) -> str:
     kinds = ("markdown", "error", "warning", "info", "success", "caption", "text")
@@ -100,7 +87,7 @@ def test_train_form_too_short_max_length_says_what_to_fix(db, labelled_project):
         [e.value for e in at.error]
 
 
-def test_export_and_predict_say_which_round_the_model_is(with_files, trained):
+def test_export_and_predict_say_which_round_the_model_is(trained):
     for page in ("export.py", "predict.py"):
         at = app_test(page, trained.project_id).run()
         assert not at.exception, at.exception

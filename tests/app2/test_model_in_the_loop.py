@@ -17,17 +17,6 @@ from tests.app2.conftest import ROOT, app_test, worker_env
 from tests.browser import patience
 
 
-@pytest.fixture(autouse=True)
-def _artifacts(trained, trained_source):
-    """A copy of the trained run's files where this copy of the database looks for them
-    (artifact paths are stored relative to the data dir; the worker writes next to them)."""
-    import shutil
-
-    copy = trained.data_dir / "artifacts"
-    if not copy.exists() and (trained_source.data_dir / "artifacts").is_dir():
-        shutil.copytree(trained_source.data_dir / "artifacts", copy)
-
-
 def _work(trained, tiny_bert_dir) -> None:
     """A real worker takes the queued runs (predict, embed) one by one until none is left."""
     proc = subprocess.run([sys.executable, "-m", "worker", "--once"], cwd=ROOT,
