@@ -80,9 +80,9 @@ def _texts(n: int, tiny: bool) -> list[tuple[str, str]]:
     if not tiny:
         from bench.data import load_mr
 
-        data = load_mr()
-        names = data.label_names
-        pairs = [(e.text, names[e.label]) for e in data.examples[:n]]
+        examples = list(load_mr().examples)
+        random.Random(0).shuffle(examples)  # both classes in any prefix
+        pairs = [(e.text, e.label) for e in examples[:n]]
         if len(pairs) >= n:
             return pairs
     rng = random.Random(0)
