@@ -125,7 +125,8 @@ def make_project(session, n_docs: int, tiny: bool, model: str) -> int:
 
 def train_config(model: str, *, long: bool, tiny: bool) -> dict:
     if tiny:
-        steps = dict(teacher_steps=400 if long else 8, unlabeled_steps=400 if long else 6,
+        # The long run must outlast the load on a fast, idle machine: it is cancelled at the end.
+        steps = dict(teacher_steps=5000 if long else 8, unlabeled_steps=5000 if long else 6,
                      labeled_steps=3, rounds=3 if long else 1, max_length=32)
     else:
         steps = dict(teacher_steps=200 if long else 30, unlabeled_steps=200 if long else 20,
