@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from list_engine import PromptClassifier
+from tests.engine.plain_similarity import similarity_probs
 
 from .conftest import TEMPLATE, WORDS
 
@@ -84,14 +85,7 @@ def test_similarity_head_loads_with_peft_on_automodel(headless_bert, tmp_path):
     encoder = PeftModel.from_pretrained(AutoModel.from_pretrained(headless_bert), out).eval()
     head = load_file(str(out / "list_head.safetensors"))
     batch = clf.collate(clf.encode(TEXTS))
-    with torch.no_grad():
-        h = encoder(input_ids=batch["input_ids"],
-                    attention_mask=batch["attention_mask"]).last_hidden_state
-    m = batch["attention_mask"].unsqueeze(-1).float()
-    pooled = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1)
-    emb = torch.nn.functional.normalize(head["label_embeddings"], dim=-1)
-    logits = head["log_scale"].exp() * pooled @ emb.T + head["bias"]
-    np.testing.assert_allclose(torch.softmax(logits, -1).numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(similarity_probs(encoder, head, batch), expected, atol=1e-5)
     np.testing.assert_array_equal(
         PromptClassifier.from_pretrained(out, device="cpu").predict_proba(TEXTS), expected)
 

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from list_engine import AdapterConfig, LiSTConfig, LiSTTrainer, PromptClassifier
 from list_engine.prompts import Verbalizer, label_descriptions
+from tests.engine.plain_similarity import similarity_probs
 
 from .conftest import TEMPLATE, WORDS
 
@@ -112,11 +113,4 @@ def test_merged_export_loads_with_plain_transformers(headless_bert, tmp_path):
     encoder = AutoModel.from_pretrained(tmp_path / "merged").eval()
     head = load_file(str(tmp_path / "merged" / "list_head.safetensors"))
     batch = clf.collate(clf.encode(TEXTS))
-    with torch.no_grad():
-        h = encoder(input_ids=batch["input_ids"],
-                    attention_mask=batch["attention_mask"]).last_hidden_state
-    m = batch["attention_mask"].unsqueeze(-1).float()
-    pooled = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1)
-    emb = torch.nn.functional.normalize(head["label_embeddings"], dim=-1)
-    logits = head["log_scale"].exp() * pooled @ emb.T + head["bias"]
-    np.testing.assert_allclose(torch.softmax(logits, -1).numpy(), before, atol=1e-5)
+    np.testing.assert_allclose(similarity_probs(encoder, head, batch), before, atol=1e-5)
