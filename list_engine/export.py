@@ -176,15 +176,18 @@ def peft_view(clf: PromptClassifier) -> PeftView | None:
         return None
     spec = arch_spec(clf.model_type)
     targets, tensors, rank = _lora_tensors(clf, "mlm.")
-    # Label-word rows: decoder(x) + B A x + bias_B equals W_C x + b_C on the C label words.
+    # Label-word rows: decoder(x) + B A x + bias_B equals W_C x + b_C on the C classes. A
+    # class with several words trains one row, their mean: every word of class c gets the
+    # same change (row c of A), so the mean of its words' scores is the trained score.
     ids = clf.verbalizer.token_ids(clf.tokenizer)
+    word_class = _word_classes(clf)
     lwd = mlm.get_submodule(spec.decoder)
     base_w, base_b = clf.label_word_base
-    n, vocab = len(ids), mlm.config.vocab_size
+    n, vocab = clf.num_classes, mlm.config.vocab_size
     one_hot = torch.zeros(vocab, n, dtype=lwd.weight.dtype)  # (V, C)
-    one_hot[ids, torch.arange(n)] = 1.0
+    one_hot[ids, word_class] = 1.0
     bias = torch.zeros(vocab, dtype=lwd.bias.dtype)
-    bias[ids] = (lwd.bias.detach().cpu() - base_b)
+    bias[ids] = (lwd.bias.detach().cpu() - base_b)[word_class]
     key = f"base_model.model.{spec.decoder}"
     tensors[f"{key}.lora_A.weight"] = lwd.weight.detach().cpu() - base_w  # (C, E)
     tensors[f"{key}.lora_B.weight"] = one_hot
@@ -239,7 +242,8 @@ def save_merged(clf: PromptClassifier, directory: str | Path) -> Path:
     if adapter_modules(clf.module):
         clf.merge()
     prompt = {"template": clf.template.pattern, "verbalizer": clf.verbalizer.mapping,
-              "labels": clf.labels, "max_length": clf.max_length, "head": clf.head}
+              "labels": clf.labels, "max_length": clf.max_length, "head": clf.head,
+              "label_words_per_class": clf.verbalizer.words_per_class}
     if clf.head == "similarity":
         clf.module.mlm.base_model.save_pretrained(directory)
         head = {n: p.detach().cpu().contiguous()
@@ -299,13 +303,13 @@ def _save_merged_mlm(clf: PromptClassifier, directory: Path) -> list[int]:
     for name, p in fresh.named_parameters():
         if name in ours and ours[name].shape == p.shape:
             p.copy_(ours[name])
-    decoder.weight[ids] = lwd.weight.detach().cpu()
+    decoder.weight[ids] = _word_rows(decoder.weight, lwd.weight, ids, clf)
     if decoder.bias is not None:
         # The decoder bias is tied to the head's own `bias` (BERT cls.predictions.bias, RoBERTa
         # lm_head.bias): untie every copy and write the label-word values into each, so that
         # whichever name transformers reads back carries them.
         bias = decoder.bias.detach().clone()
-        bias[ids] = lwd.bias.detach().cpu()
+        bias[ids] = _word_rows(bias, lwd.bias, ids, clf)
         vocab = fresh.config.vocab_size
         for path in spec.head_modules:
             for module in fresh.get_submodule(path).modules():
@@ -315,6 +319,26 @@ def _save_merged_mlm(clf: PromptClassifier, directory: Path) -> list[int]:
     fresh.save_pretrained(directory)
     _check_merged_mlm(directory, spec, ids, decoder)
     return ids
+
+
+def _word_classes(clf: PromptClassifier) -> torch.Tensor:
+    """The class index of each label word, in `verbalizer.token_ids` order."""
+    return torch.repeat_interleave(torch.arange(clf.num_classes),
+                                   torch.tensor(clf.verbalizer.words_per_class))
+
+
+def _word_rows(base: torch.Tensor, trained: torch.Tensor, ids: list[int],
+               clf: PromptClassifier) -> torch.Tensor:
+    """The rows (or biases) to write for the label words: the trained class rows; with several
+    words per class, each word's base row moved by its class's change, so that the mean of a
+    class's words is the trained row."""
+    from .modeling import class_means
+
+    trained = trained.detach().cpu()
+    if not clf.verbalizer.is_multi_word:
+        return trained
+    base = base[ids].detach()
+    return base + (trained - class_means(base, clf.verbalizer.words_per_class))[_word_classes(clf)]
 
 
 def _check_merged_mlm(directory: Path, spec, ids: list[int], written: nn.Linear) -> None:

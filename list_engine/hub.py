@@ -61,6 +61,15 @@ def prompt_format(template: str | None, tokenizer) -> str | None:
     return _assemble(t, texts, "{mask}", _is_space_sensitive(tokenizer))[0]
 
 
+def _words_markdown(words: str | list[str]) -> str:
+    """One class's label word(s) for the card; several are averaged."""
+    from .prompts import split_words
+
+    words = split_words(words)
+    shown = ", ".join(f"`{w}`" for w in words)
+    return shown + (" (scores averaged)" if len(words) > 1 else "")
+
+
 def peft_snippet(config: dict[str, Any], folder: str = "path/to/this/folder",
                  base: str | None = None) -> str | None:
     """Python that classifies one text with transformers + peft only (no list_engine); it
@@ -84,7 +93,9 @@ enc = tokenizer(text, return_tensors="pt")
 with torch.no_grad():
     logits = model(**enc).logits[0]  # (T, V)
 mask = (enc["input_ids"][0] == tokenizer.mask_token_id).nonzero()[0, 0]
-scores = logits[mask, prompt["label_token_ids"]]  # (C,): the label words at the mask
+scores = logits[mask, prompt["label_token_ids"]]  # one score per label word at the mask
+per_class = prompt.get("label_words_per_class") or [1] * len(prompt["labels"])
+scores = torch.stack([s.mean() for s in scores.split(per_class)])  # (C,): mean per class
 probs = dict(zip(prompt["labels"], scores.softmax(-1).tolist()))
 print(probs)
 '''
@@ -260,7 +271,7 @@ def model_card(config: dict[str, Any], merged: bool = False, title: str | None =
         f"- Prompt template: `{config.get('template') or ''}`",
         f"- Max length: {config.get('max_length')} tokens",
         "- Labels and label words:",
-        *[f"  - `{name}` -> `{verbalizer.get(name, '')}`" for name in labels],
+        *[f"  - `{name}` -> {_words_markdown(verbalizer.get(name, ''))}" for name in labels],
         *environment_markdown(config.get("environment")),
         "",
         "## Metrics",

@@ -226,6 +226,11 @@ class SimilarityHead(nn.Module):
         return cos * self.log_scale.exp() + self.bias
 
 
+def class_means(rows: torch.Tensor, words_per_class: list[int]) -> torch.Tensor:
+    """(K, ...) one row per label word, class by class -> (C, ...) each class's mean row."""
+    return torch.stack([g.mean(0) for g in torch.split(rows, words_per_class)])
+
+
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """(B, T, H), (B, T) -> (B, H): the mean over real tokens (sentence-transformers' pooling)."""
     m = attention_mask.unsqueeze(-1).to(hidden.dtype)
@@ -353,21 +358,26 @@ class PromptClassifier:
             classifier = ClassicHead(hidden, len(verbalizer.labels))
             _init_linear_layers(classifier, gen, mlm.config.initializer_range)
         elif head == "similarity":
-            descriptions = label_descriptions(template, verbalizer)
-            classifier = SimilarityHead(_embed_texts(mlm, tokenizer, descriptions))
+            descriptions = label_descriptions(template, verbalizer)  # one per label word
+            embedded = _embed_texts(mlm, tokenizer, descriptions)
+            classifier = SimilarityHead(class_means(embedded, verbalizer.words_per_class))
         else:
-            ids = verbalizer.token_ids(tokenizer)
+            ids = verbalizer.token_ids(tokenizer)  # one per label word
             if not pretrained:
                 _reinit_head(mlm, spec, mlm.config.initializer_range)
             decoder = mlm.get_submodule(spec.decoder)
-            weight = decoder.weight[ids]  # (C, E)
-            bias = decoder.bias[ids] if decoder.bias is not None else torch.zeros(len(ids))
+            per_class = verbalizer.words_per_class
+            # A class's score is the mean of its words' scores: as the decoder is linear, that
+            # is one row, the mean of the words' rows (and bias), trained as one.
+            weight = class_means(decoder.weight[ids], per_class)  # (C, E)
+            bias = (class_means(decoder.bias[ids], per_class) if decoder.bias is not None
+                    else torch.zeros(len(per_class)))
             # The rows a plain load of the base model gives (the PEFT view stores the
             # difference); unknown when the decoder is untied and missing (random init).
             if f"{spec.decoder}.weight" not in missing:
                 label_word_base = (weight.detach().clone(), bias.detach().clone())
             if not pretrained:
-                bias = torch.zeros(len(ids))
+                bias = torch.zeros(len(per_class))
             from .adapters import _set_submodule
 
             _set_submodule(mlm, spec.decoder, LabelWordDecoder(weight, bias))
@@ -554,6 +564,7 @@ class PromptClassifier:
             "labels": self.labels,
             "label_token_ids": (self.verbalizer.token_ids(self.tokenizer)
                                 if self.head == "mlm" else None),
+            "label_words_per_class": self.verbalizer.words_per_class,
             "max_length": self.max_length,
             "mlm_head_pretrained": self.mlm_head_pretrained,
             "trainable_parameters": trainable,
@@ -592,7 +603,7 @@ class PromptClassifier:
         known = {"format_version", "library", "library_version", "weights", "base_model",
                  "base_model_hub_id", "base_model_path", "base_model_sha256", "model_type",
                  "mode", "head", "adapter", "template", "prompt_format", "verbalizer", "labels",
-                 "label_token_ids", "max_length", "mlm_head_pretrained", "trainable_parameters",
+                 "label_token_ids", "label_words_per_class", "max_length", "mlm_head_pretrained", "trainable_parameters",
                  "total_parameters", "metrics", "environment", "peft_base_class"}
         unknown = sorted(set(config) - known)
         if unknown:

@@ -149,16 +149,37 @@ def _is_space_sensitive(tokenizer) -> bool:
         return False
 
 
-class Verbalizer:
-    """label name -> label word; insertion order is the class order."""
+WORD_SEPARATOR = ","
 
-    def __init__(self, mapping: dict[str, str]):
+
+def split_words(value: str | list[str] | tuple[str, ...]) -> list[str]:
+    """The label words of one class: a list as given, or a string of words separated by
+    commas ("great, good, fine"). Each word keeps the leading-space form of the first one
+    (" great, good" -> [" great", " good"]): for BPE tokenizers a leading space makes a
+    different token."""
+    if isinstance(value, (list, tuple)):
+        return [str(w) for w in value]
+    value = str(value)
+    if WORD_SEPARATOR not in value:
+        return [value]
+    lead = " " if value[:1].isspace() else ""
+    return [lead + w.strip() for w in value.split(WORD_SEPARATOR)]
+
+
+class Verbalizer:
+    """label name -> label word(s); insertion order is the class order. A class may have
+    several words (a list, or a string separated by commas): its score is the mean of its
+    words' scores (MLM head), or its description embedding the mean of theirs (similarity)."""
+
+    def __init__(self, mapping: dict[str, str | list[str]]):
         if isinstance(mapping, Verbalizer):
             mapping = mapping.mapping
         problems = verbalizer_problems(mapping)
         if problems:
             raise PromptError("; ".join(problems))
-        self.mapping = {str(k): str(v) for k, v in mapping.items()}
+        self.mapping = {str(k): [str(w) for w in v] if isinstance(v, (list, tuple)) else str(v)
+                        for k, v in mapping.items()}
+        self.word_lists = [split_words(v) for v in self.mapping.values()]
 
     @property
     def labels(self) -> list[str]:
@@ -166,33 +187,26 @@ class Verbalizer:
 
     @property
     def words(self) -> list[str]:
-        return list(self.mapping.values())
+        """Every label word, class by class (one per class unless a class has several)."""
+        return [w for words in self.word_lists for w in words]
+
+    @property
+    def words_per_class(self) -> list[int]:
+        return [len(words) for words in self.word_lists]
+
+    @property
+    def is_multi_word(self) -> bool:
+        return any(n > 1 for n in self.words_per_class)
 
     def word_problems(self, tokenizer) -> list[str]:
         problems = []
         sensitive = _is_space_sensitive(tokenizer)
         special = set(getattr(tokenizer, "all_special_tokens", []) or [])
-        for label, word in self.mapping.items():
-            if word.strip() in special:
-                problems.append(f"label word {word!r} (label {label!r}) is a special token of "
-                                "this tokenizer: pick an ordinary word")
-                continue
-            ids = tokenizer(word, add_special_tokens=False)["input_ids"]
-            if len(ids) == 1 and ids[0] != tokenizer.unk_token_id:
-                continue
-            pieces = tokenizer.convert_ids_to_tokens(ids)
-            msg = (f"label word {word!r} (label {label!r}) is {len(ids)} tokens for this "
-                   f"tokenizer {pieces}; a label word must be exactly one known token")
-            if len(ids) == 1:
-                msg = f"label word {word!r} (label {label!r}) is unknown to this tokenizer"
-            if sensitive and not word.startswith(" "):
-                alt = tokenizer(" " + word, add_special_tokens=False)["input_ids"]
-                hint = "is one token" if len(alt) == 1 else "is also not one token"
-                msg += (f". This is a BPE tokenizer: words after a space are different tokens;"
-                        f" try the leading-space form {' ' + word!r} ({hint})")
-            else:
-                msg += ". Pick a more common word"
-            problems.append(msg)
+        for label, words in zip(self.labels, self.word_lists, strict=True):
+            for word in words:
+                problem = _word_problem(label, word, tokenizer, sensitive, special)
+                if problem:
+                    problems.append(problem)
         ids = [tokenizer(w, add_special_tokens=False)["input_ids"] for w in self.words]
         singles = [i[0] for i in ids if len(i) == 1]
         if len(set(singles)) < len(singles):
@@ -200,6 +214,7 @@ class Verbalizer:
         return problems
 
     def token_ids(self, tokenizer) -> list[int]:
+        """One token id per label word, class by class (see `words_per_class`)."""
         problems = self.word_problems(tokenizer)
         if problems:
             raise PromptError("; ".join(problems))
@@ -209,6 +224,28 @@ class Verbalizer:
         return f"Verbalizer({self.mapping!r})"
 
 
+def _word_problem(label: str, word: str, tokenizer, sensitive: bool, special: set) -> str | None:
+    if word.strip() in special:
+        return (f"label word {word!r} (label {label!r}) is a special token of this tokenizer: "
+                "pick an ordinary word")
+    ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+    if len(ids) == 1 and ids[0] != tokenizer.unk_token_id:
+        return None
+    pieces = tokenizer.convert_ids_to_tokens(ids)
+    msg = (f"label word {word!r} (label {label!r}) is {len(ids)} tokens for this "
+           f"tokenizer {pieces}; a label word must be exactly one known token")
+    if len(ids) == 1:
+        msg = f"label word {word!r} (label {label!r}) is unknown to this tokenizer"
+    if sensitive and not word.startswith(" "):
+        alt = tokenizer(" " + word, add_special_tokens=False)["input_ids"]
+        hint = "is one token" if len(alt) == 1 else "is also not one token"
+        msg += (f". This is a BPE tokenizer: words after a space are different tokens;"
+                f" try the leading-space form {' ' + word!r} ({hint})")
+    else:
+        msg += ". Pick a more common word"
+    return msg
+
+
 def verbalizer_problems(mapping: object) -> list[str]:
     if not isinstance(mapping, dict):
         return ["the verbalizer must be a mapping label -> word, e.g. "
@@ -216,13 +253,17 @@ def verbalizer_problems(mapping: object) -> list[str]:
     problems = []
     if len(mapping) < 2:
         problems.append(f"the verbalizer has {len(mapping)} label(s): at least 2 are needed")
-    empty = [str(k) for k, v in mapping.items() if not isinstance(v, str) or not v.strip()]
+    word_lists = {str(k): split_words(v) if isinstance(v, (str, list, tuple)) else [None]
+                  for k, v in mapping.items()}
+    empty = [k for k, ws in word_lists.items()
+             if not ws or any(not isinstance(w, str) or not w.strip() for w in ws)]
     if empty:
-        problems.append(f"empty label word for label(s) {empty}")
-    words = [str(v).strip().lower() for v in mapping.values()]
+        problems.append(f"empty label word for label(s) {empty}: write a word (several words "
+                        f"are separated by commas, with no empty one between)")
+    words = [str(w).strip().lower() for ws in word_lists.values() for w in ws]
     dupes = sorted({w for w in words if words.count(w) > 1})
     if dupes:
-        problems.append(f"duplicate label word(s) {dupes}: each label needs its own word")
+        problems.append(f"duplicate label word(s) {dupes}: each label needs its own words")
     return problems
 
 
@@ -343,9 +384,10 @@ def _assemble(template: Template, texts: dict[str, str], mask_token: str,
 
 
 def label_descriptions(template: Template | str | None, verbalizer: Verbalizer) -> list[str]:
-    """What each class "says" for the similarity head: the template with the input removed and
-    the label word in the mask slot (``"{text} It was {mask}."`` + great -> ``"It was great."``).
-    Without a template the label words themselves."""
+    """What each label word "says" for the similarity head: the template with the input removed
+    and the word in the mask slot (``"{text} It was {mask}."`` + great -> ``"It was great."``),
+    one per word, class by class (``verbalizer.words``). Without a template the words
+    themselves."""
     if template is None:
         return list(verbalizer.words)
     template = Template(template)

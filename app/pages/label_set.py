@@ -29,17 +29,23 @@ except ServiceError as exc:
     st.warning(ui.md(f"Label words cannot be checked: {exc}"))
 
 
-def word_check(word: str) -> None:
-    """One line under a label word: is it one token of the model's vocabulary?"""
-    if tok is None or not word.strip():
+def word_check(value: str) -> None:
+    """One line under a label word field: is each of its words one token of the model?"""
+    if tok is None or not value.strip():
         return
-    tokens = prompt_service.word_tokens(word, tok)
-    if len(tokens) == 1:
-        st.caption("One token for the model: usable as a label word.")
-    else:
-        hints = prompt_service.suggest_single_token(word, tok)
-        st.caption(ui.md(f"Splits into {len(tokens)} tokens ({' '.join(tokens)}); a label word "
-                         "must be one token." + (f" Try: {', '.join(hints)}." if hints else "")))
+    for word in prompt_service.label_words(value):
+        tokens = prompt_service.word_tokens(word, tok)
+        if len(tokens) == 1:
+            st.caption(ui.md(f"{word.strip()}: one token for the model, usable as a label word."))
+        else:
+            hints = prompt_service.suggest_single_token(word, tok)
+            st.caption(ui.md(f"{word.strip()}: splits into {len(tokens)} tokens "
+                             f"({' '.join(tokens)}); a label word must be one token."
+                             + (f" Try: {', '.join(hints)}." if hints else "")))
+
+
+WORD_HELP = ("The word the model should fill in for this label. Several words, separated by "
+             "commas (great, good, excellent), are averaged: often steadier than one word.")
 
 
 with ui.session() as s:
@@ -74,8 +80,8 @@ for i, cls in enumerate(classes):
         name = st.text_input("Name", value=cls.name, key=f"lc_name_{cls.id}", max_chars=200)
         desc = st.text_area("Guideline", value=cls.description, key=f"lc_desc_{cls.id}",
                             height=80)
-        word = st.text_input("Label word", value=cls.verbalizer_word, key=f"lc_word_{cls.id}",
-                             max_chars=100)
+        word = st.text_input("Label word(s)", value=cls.verbalizer_word, key=f"lc_word_{cls.id}",
+                             max_chars=100, help=WORD_HELP)
         word_check(word)
         c1, c2 = st.columns(2)
         if c1.button("Save", key=f"lc_save_{cls.id}", type="primary"):
@@ -112,9 +118,9 @@ new_name = st.text_input("Name", key="new_label_name", max_chars=200)
 new_desc = st.text_area("Guideline (optional)", key="new_label_desc", height=80,
                         placeholder="What belongs in this class, and borderline cases.")
 suggested = label_service.suggest_word(new_name) if new_name else ""
-new_word = st.text_input("Label word (optional)", key="new_label_word", max_chars=100,
+new_word = st.text_input("Label word(s) (optional)", key="new_label_word", max_chars=100,
                          placeholder=suggested or "e.g. great",
-                         help="Left empty, the label's first word is used.")
+                         help=WORD_HELP + " Left empty, the label's first word is used.")
 word_check(new_word or suggested)
 
 

@@ -89,6 +89,8 @@ with left:
                                  "classic": "Classic (classification head)"}.get)
 with right:
     st.markdown("**Label words**")
+    st.caption("Several words for one label: separate them with commas (great, good, "
+               "excellent); the label's score is their average.")
     verbalizer = {}
     for cls in classes:
         verbalizer[cls.name] = st.text_input(ui.md(cls.name), key=word_key(cls), max_chars=100)

@@ -143,17 +143,28 @@ def suggest_single_token(word: str, tokenizer, limit: int = 3) -> list[str]:
     return out
 
 
+def label_words(value: str | None) -> list[str]:
+    """The words of one label word field: several are separated by commas ("great, good");
+    each keeps the leading-space form of the first (it matters for BPE tokenizers)."""
+    from list_engine.prompts import split_words
+
+    value = clean_word(value)
+    return [w for w in split_words(value) if w.strip()] if value.strip() else []
+
+
 def word_report(verbalizer: dict[str, str], tokenizer) -> pd.DataFrame:
-    """Per label: its word, the tokens it becomes, OK or not, and suggestions."""
+    """Per label word (a label may have several): the tokens it becomes, OK or not, and
+    suggestions."""
     rows = []
-    for label, word in verbalizer.items():
-        word = clean_word(word)
-        tokens = word_tokens(word, tokenizer) if word else []
-        ok = len(tokens) == 1
-        rows.append({
-            "label": label, "word": word, "tokens": " ".join(tokens), "one token": ok,
-            "suggestions": "" if ok or not word else ", ".join(suggest_single_token(word, tokenizer)),
-        })
+    for label, value in verbalizer.items():
+        for word in label_words(value) or [""]:
+            tokens = word_tokens(word, tokenizer) if word else []
+            ok = len(tokens) == 1
+            rows.append({
+                "label": label, "word": word, "tokens": " ".join(tokens), "one token": ok,
+                "suggestions": ("" if ok or not word
+                                else ", ".join(suggest_single_token(word, tokenizer))),
+            })
     return pd.DataFrame(rows, columns=["label", "word", "tokens", "one token", "suggestions"])
 
 

@@ -180,7 +180,7 @@ def test_label_set_page(db, project):
     at.text_input(key="new_label_name").input("Negative")
     at.text_input(key="new_label_word").input("Technologyish")
     at.run()
-    assert "Splits into" in texts(at.caption)
+    assert "splits into" in texts(at.caption)
     at.button(key="add_label").click().run()
     db.rollback()
     classes = L.list_label_classes(db, project.id)
@@ -195,6 +195,14 @@ def test_label_set_page(db, project):
     at.button(key=f"lc_save_{neg.id}").click().run()
     db.rollback()  # end the read snapshot
     assert L.list_label_classes(db, project.id)[1].verbalizer_word == "bad"
+    at.text_input(key=f"lc_word_{neg.id}").input("bad, awful, Technologyish").run()
+    captions = texts(at.caption)  # one line per word
+    assert "bad: one token" in captions and "awful: one token" in captions
+    assert "Technologyish: splits into" in captions
+    at.text_input(key=f"lc_word_{neg.id}").input("bad, awful")
+    at.button(key=f"lc_save_{neg.id}").click().run()
+    db.rollback()
+    assert L.list_label_classes(db, project.id)[1].verbalizer_word == "bad, awful"
     at.button(key=f"lc_delete_{neg.id}").click().run()
     at.button(key=f"lc_delete_yes_{neg.id}").click().run()
     db.rollback()
@@ -324,6 +332,34 @@ def test_prompt_happy_path_and_versions(db, sentiment_project):
     assert config.version == 1 and config.note == "first try"
     assert set(config.verbalizer) == {"positive", "negative"}
     assert at.button(key="pr_save").label.endswith("version 2")
+
+
+def test_prompt_with_several_words_per_label(db, sentiment_project):
+    """Several comma-separated words per label: each is checked and reported, and the saved
+    prompt trains (the engine averages them)."""
+    pid = sentiment_project.id
+    pos, neg = L.list_label_classes(db, pid)
+    at = open_app("prompt")
+    at.text_area(key=f"pr_template_{pid}").input("{text} It was {mask}.")
+    at.text_input(key=f"pr_word_{pid}_{pos.id}").input("great, good")
+    at.text_input(key=f"pr_word_{pid}_{neg.id}").input("terrible, greatness123").run()
+    assert "'greatness123' (label 'negative')" in texts(at.error)
+    assert at.button(key="pr_save").disabled
+    at.text_input(key=f"pr_word_{pid}_{neg.id}").input("terrible, good").run()
+    assert "duplicate label word" in texts(at.error)
+    at.text_input(key=f"pr_word_{pid}_{neg.id}").input("terrible, bad, awful").run()
+    assert "valid for this model" in texts(at.success)
+    report = at.dataframe[0].value
+    assert list(report["word"]) == ["great", "good", "terrible", "bad", "awful"]
+    assert report["one token"].all()
+    at.button(key="pr_save").click().run()
+    assert "Saved prompt version 1" in texts(at.success), (texts(at.error), texts(at.warning))
+    db.rollback()  # end the read snapshot
+    config = db.scalar(select(PromptConfig))
+    assert config.verbalizer == {"positive": "great, good", "negative": "terrible, bad, awful"}
+    from list_engine import Verbalizer
+
+    assert Verbalizer(config.verbalizer).words_per_class in ([2, 3], [3, 2])
 
 
 def test_prompt_validation_errors_block_saving(db, sentiment_project):
