@@ -29,7 +29,7 @@ import socket
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, text, update
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -143,9 +143,18 @@ def enqueue(
             created_at=now,
             queued_at=now,
             user_id=session.info.get("user_id"),  # who started it (the app's signed-in user)
+            number=next_number(session, project_id, kind),
         )
         session.add(run)
     return run
+
+
+def next_number(session: Session, project_id: int, kind: str) -> int:
+    """The next run number of this project and kind. Two apps
+    enqueueing at the same instant may share a number: it is a label, the id is the key."""
+    last = session.scalar(select(func.max(Run.number))
+                          .where(Run.project_id == project_id, Run.kind == kind))
+    return (last or 0) + 1
 
 
 def enqueue_sharded_predict(session: Session, project_id: int, config: dict, shards: int,
@@ -158,9 +167,11 @@ def enqueue_sharded_predict(session: Session, project_id: int, config: dict, sha
         raise JobError(f"shards must be between 1 and 1000, got {shards!r}")
     with write_transaction(session):
         now = db_now(session)
+        number = next_number(session, project_id, "predict")  # the group is one prediction
         runs = [Run(project_id=project_id, kind="predict", config=dict(config), status=QUEUED,
                     attempts=0, max_attempts=max_attempts or get_settings().max_attempts,
-                    progress=0.0, created_at=now, queued_at=now) for _ in range(shards)]
+                    progress=0.0, created_at=now, queued_at=now, number=number)
+                for _ in range(shards)]
         session.add_all(runs)
         session.flush()
         ids = [r.id for r in runs]

@@ -249,6 +249,9 @@ class Run(Base):
         ForeignKey("prompt_configs.id", ondelete="SET NULL")
     )
     kind: Mapped[str] = mapped_column(String(20), default="train")
+    # 1, 2, ... within the project and kind: what people see ("Run #1" is the first training
+    # run, whatever background jobs came before); ids stay the key (URLs, files, the API).
+    number: Mapped[int | None] = mapped_column(Integer)
     config: Mapped[dict] = mapped_column(JSON, default=dict)  # everything the worker needs
     status: Mapped[str] = mapped_column(String(20), default=QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -272,6 +275,15 @@ class Run(Base):
     queued_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)  # claim order (FIFO)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    @property
+    def title(self) -> str:
+        """"Run #3" (training), "Prediction #2", "Embedding #1": the run as people see it."""
+        noun = RUN_NOUNS.get(self.kind, "Run")
+        return f"{noun} #{self.number if self.number is not None else self.id}"
+
+
+RUN_NOUNS = {"train": "Run", "predict": "Prediction", "embed": "Embedding"}
 
 
 class RunStep(Base):

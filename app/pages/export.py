@@ -27,7 +27,7 @@ def main() -> None:
         by_id = {r.id: r for r in runs}
         ui.remember_run("export_run", list(by_id), runs[0].id)
         run_id = st.selectbox("Trained run", list(by_id), key="export_run",
-                              format_func=lambda i: f"Run #{i} · "
+                              format_func=lambda i: f"{by_id[i].title} · "
                               f"{Path(str((by_id[i].config or {}).get('model', ''))).name}")
         ui.show_run_in_url(run_id)
         run = by_id[run_id]

@@ -80,7 +80,7 @@ def main() -> None:
         c1, c2 = st.columns([3, 1])
         ui.remember_run("insp_run", list(by_id), runs[0].id)
         run_id = c1.selectbox("Run", list(by_id), key="insp_run",
-                              format_func=lambda i: f"#{i} · {by_id[i].status}")
+                              format_func=lambda i: f"{by_id[i].title} · {by_id[i].status}")
         ui.show_run_in_url(run_id)
         rounds = insp.rounds_with_pseudo_labels(s, run_id)
         round_ = c2.selectbox("Round", rounds, index=len(rounds) - 1, key=f"insp_round_{run_id}",

@@ -122,7 +122,7 @@ def model_guess(doc, can_label: bool) -> None:
     name, confidence = guess
     cls = next((c for c in classes if c.name == name), None)
     g1, g2 = st.columns([3, 1], vertical_alignment="center")
-    g1.markdown(f"Model's guess (run #{preds.source_run_id}): **{ui.md(name)}** · "
+    g1.markdown(f"Model's guess ({source_run.title}): **{ui.md(name)}** · "
                 f"{100 * confidence:.0f} % sure")
     g2.button(f"Accept guess ({hotkeys.ACCEPT_KEY})", key="lab_accept", width="stretch",
               on_click=on_label, args=(doc.id, cls.id, cls.name) if cls else None,
@@ -304,15 +304,15 @@ if strategy in suggestions.STRATEGIES and preds is None:
                 "page (a run that succeeds), then its guesses show here.",
                 icon=":material/model_training:")
     elif predict_run is None:
-        st.info(ui.md(f"The model of run #{source_run.id} has not labelled the corpus yet and "
+        st.info(ui.md(f"The model of {source_run.title} has not labelled the corpus yet and "
                       "only an owner of the project can start that."), icon=":material/lock:")
     elif predict_run.status in FINISHED_STATUSES:
-        ui.error(f"The predict run #{predict_run.id} of run #{source_run.id}'s model "
+        ui.error(f"{predict_run.title} (labelling the corpus with the model of {source_run.title}) "
                  f"{predict_run.status}" + (f": {predict_run.error.splitlines()[0]}"
                                              if predict_run.error else "."))
     else:
-        st.info(ui.md(f"The model of run #{source_run.id} is labelling the corpus in the "
-                      f"background (predict run #{predict_run.id}); its guesses are kept until "
+        st.info(ui.md(f"The model of {source_run.title} is labelling the corpus in the "
+                      f"background ({predict_run.title}); its guesses are kept until "
                       "the next training run. Meanwhile label with another strategy."),
                 icon=":material/online_prediction:")
         prediction_progress(predict_run.id)

@@ -78,7 +78,7 @@ def _start_background(project_id: int, run_id: int) -> None:
         except ServiceError as exc:
             ui.error(exc)
         else:
-            st.success(f"Predict run #{run.id} queued.")
+            st.success(f"{run.title} queued.")
 
 
 def _predict_runs(project_id: int) -> bool:
@@ -92,7 +92,8 @@ def _predict_runs(project_id: int) -> bool:
         for run in runs[:10]:
             cfg = run.config or {}
             what = "corpus" if cfg.get("input") == "corpus" else Path(str(cfg.get("input"))).name
-            st.text(f"Run #{run.id}: {what} with model of run #{cfg.get('source_run_id')} "
+            st.text(f"{run.title}: {what} with the model of "
+                    f"{run_service.title_of(s, cfg.get('source_run_id'))} "
                     f"· {run.status}")
             if run.status not in FINISHED_STATUSES:
                 active = True
@@ -102,7 +103,7 @@ def _predict_runs(project_id: int) -> bool:
                 st.code(run.error, language=None)
             path = predict_service.predictions_file(s, run.id)
             if path is not None:
-                st.download_button(f"Download predictions of run #{run.id} (CSV)",
+                st.download_button(f"Download {run.title.lower()} (CSV)",
                                    data=path.read_bytes(), file_name=f"predictions-run-{run.id}.csv",
                                    mime="text/csv", key=f"dl_pred_{run.id}")
     return active
@@ -126,7 +127,7 @@ def main() -> None:
         by_id = {r.id: r for r in runs}
         ui.remember_run("predict_run", list(by_id), runs[0].id)
         run_id = st.selectbox("Model of run", list(by_id), key="predict_run",
-                              format_func=lambda i: f"Run #{i} · "
+                              format_func=lambda i: f"{by_id[i].title} · "
                               f"{Path(str((by_id[i].config or {}).get('model', ''))).name}")
         ui.show_run_in_url(run_id)
         try:

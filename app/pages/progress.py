@@ -22,7 +22,7 @@ def _run_label(rows_by_id: dict, run_id: int) -> str:
     """Stable while the run progresses (the selectbox is outside the live fragment)."""
     r = rows_by_id[run_id]
     model = Path(r.model).name if r.model else ""
-    return f"Run #{r.id} · {model} · started {r.created_at:%Y-%m-%d %H:%M} UTC"
+    return f"{r.title} · {model} · started {r.created_at:%Y-%m-%d %H:%M} UTC"
 
 
 def _header(s, run) -> None:
@@ -174,10 +174,11 @@ def compare_view(project_id: int, rows_by_id: dict) -> None:
     b = c2.selectbox("Run B", trained, index=second, key="cmp_b",
                      format_func=lambda i: _run_label(rows_by_id, i))
     with ui.session() as s:
-        series = {f"#{a}": run_service.round_metrics(s, a), f"#{b}": run_service.round_metrics(s, b)}
+        name = {rid: rows_by_id[rid].title for rid in (a, b)}
+        series = {name[a]: run_service.round_metrics(s, a), name[b]: run_service.round_metrics(s, b)}
         st.plotly_chart(charts.compare_figure(series, "accuracy", "Accuracy per round"),
                         key="cmp_acc")
-        verdict = _compare_verdict(series[f"#{a}"], series[f"#{b}"], a, b)
+        verdict = _compare_verdict(series[name[a]], series[name[b]], name[a], name[b])
         if verdict:
             (st.warning if "cannot be told apart" in verdict else st.info)(verdict)
         for col, rid in ((c1, a), (c2, b)):
@@ -186,18 +187,18 @@ def compare_view(project_id: int, rows_by_id: dict) -> None:
             lc = cfg.get("list_config") or {}
             with col:
                 st.caption(
-                    f"Run #{rid}: {run.status}, {cfg.get('mode', '-')} mode, preset "
+                    f"{name[rid]}: {run.status}, {cfg.get('mode', '-')} mode, preset "
                     f"{cfg.get('preset') or '-'}, {lc.get('rounds', '-')} rounds, seed "
                     f"{lc.get('seed', '-')}, duration {format_duration(run_service.duration_s(run))}"
                 )
                 st.text(f"Model: {cfg.get('model', '-')}")
-                st.plotly_chart(charts.metrics_figure(series[f"#{rid}"], f"Run #{rid}"),
+                st.plotly_chart(charts.metrics_figure(series[name[rid]], name[rid]),
                                 key=f"cmp_metrics_{rid}")
                 st.plotly_chart(charts.confusion_figure(run_service.latest_confusion(s, rid)),
                                 key=f"cmp_conf_{rid}")
 
 
-def _compare_verdict(metrics_a: list[dict], metrics_b: list[dict], a: int, b: int) -> str | None:
+def _compare_verdict(metrics_a: list[dict], metrics_b: list[dict], a: str, b: str) -> str | None:
     """Whether the evaluation can rank the two runs (by the rounds their models kept)."""
     def shown(metrics):
         m = evaluation.kept_round(metrics) or next(
@@ -205,7 +206,7 @@ def _compare_verdict(metrics_a: list[dict], metrics_b: list[dict], a: int, b: in
         return (m["accuracy"], (m["details"] or {}).get("n")) if m else (None, None)
 
     (acc_a, n_a), (acc_b, n_b) = shown(metrics_a), shown(metrics_b)
-    return evaluation.compare_text(acc_a, n_a, acc_b, n_b, f"#{a}", f"#{b}")
+    return evaluation.compare_text(acc_a, n_a, acc_b, n_b, a, b)
 
 
 def main() -> None:

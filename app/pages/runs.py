@@ -17,8 +17,7 @@ PROGRESS_RUN_KEY = "progress_run_id"
 
 def _table(rows) -> pd.DataFrame:
     return pd.DataFrame({
-        "run": [f"#{r.id}" for r in rows],
-        "kind": [r.kind for r in rows],
+        "run": [r.title for r in rows],
         "status": [f"{run_service.STATUS_ICONS.get(r.status, '')} {r.status}" for r in rows],
         "progress": [r.progress for r in rows],
         "where": [run_service.progress_text(r) if not r.finished else "" for r in rows],
@@ -47,7 +46,7 @@ def _act(action: str, run_id: int) -> None:
     except ServiceError as exc:
         st.session_state["runs_message"] = ("error", str(exc))
     else:
-        st.session_state["runs_message"] = ("ok", f"Run #{run_id}: {action} done, now {run.status}.")
+        st.session_state["runs_message"] = ("ok", f"{run.title}: {action} done, now {run.status}.")
 
 
 def _run_details(s, row) -> None:
@@ -65,7 +64,7 @@ def _run_details(s, row) -> None:
             st.code(row.error, language=None)
         actions = run_service.allowed_actions(s, row)
         if "cancel" in actions and st.session_state.get(CONFIRM_CANCEL) == row.id:
-            st.warning(f"Cancel run #{row.id}? "
+            st.warning(f"Cancel {row.title}? "
                        + ("It stops at its next step; its finished rounds are kept, and "
                           "Resume continues after the last one." if row.status == "running"
                           else "It has not started; it leaves the queue."),
@@ -138,26 +137,28 @@ def training_table(project_id: int) -> None:
                "each model kept, with the 95 % interval of the accuracy and the number of "
                "evaluation examples; 'setting' columns are the settings that differ between "
                "runs.")
-    st.dataframe(table, hide_index=True, key="runs_table", column_config={
+    st.dataframe(table, hide_index=True, key="runs_table",
+                 column_order=[c for c in table.columns if c != "id"], column_config={
         "run": st.column_config.NumberColumn("run", format="#%d"),
         "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
         "macro-F1": st.column_config.NumberColumn("macro-F1", format="percent"),
         "time (s)": st.column_config.NumberColumn("time (s)", format="%.0f"),
     })
-    ids = [int(i) for i in table["run"]]
+    ids = [int(i) for i in table["id"]]
     if len(ids) < 2:
         return
+    name = {int(i): f"Run #{n}" for i, n in zip(table["id"], table["run"], strict=True)}
     pair = st.multiselect("Pick two runs to compare", ids, max_selections=2, key="runs_pick",
-                          format_func=lambda i: f"Run #{i}")
+                          format_func=name.get)
     if len(pair) == 2:
-        rows = table.set_index("run")
+        rows = table.set_index("id")
 
         def score(i):  # (accuracy, n) or Nones: a cell without evaluation is NaN
             acc, n = rows.loc[i, "accuracy"], rows.loc[i, "n eval"]
             return (None, None) if pd.isna(acc) or pd.isna(n) else (float(acc), int(n))
 
         (acc_a, n_a), (acc_b, n_b) = score(pair[0]), score(pair[1])
-        verdict = evaluation.compare_text(acc_a, n_a, acc_b, n_b, f"#{pair[0]}", f"#{pair[1]}")
+        verdict = evaluation.compare_text(acc_a, n_a, acc_b, n_b, name[pair[0]], name[pair[1]])
         if verdict:
             (st.warning if "cannot be told apart" in verdict else st.info)(verdict)
         if st.button("Compare them on Live progress", key="runs_compare"):

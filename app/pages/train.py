@@ -296,7 +296,7 @@ def main() -> None:
                 ui.error(exc)
             else:
                 st.session_state[PROGRESS_RUN_KEY] = run.id
-                st.success(f"Run #{run.id} queued. Follow it on the Live progress page.",
+                st.success(f"{run.title} queued. Follow it on the Live progress page.",
                            icon=":material/rocket_launch:")
                 wait = run_service.wait_message(s, run, workers=len(summary.workers))
                 if wait:

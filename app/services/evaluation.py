@@ -136,7 +136,7 @@ def small_set_warning(n: int | None) -> str | None:
 
 
 def compare_text(acc_a: float | None, n_a: int | None, acc_b: float | None,
-                 n_b: int | None, name_a: str = "A", name_b: str = "B") -> str | None:
+                 n_b: int | None, name_a: str = "Run A", name_b: str = "Run B") -> str | None:
     """Whether the evaluation can tell run A from run B, in plain words."""
     if acc_a is None or acc_b is None or not n_a or not n_b:
         return None
@@ -145,11 +145,11 @@ def compare_text(acc_a: float | None, n_a: int | None, acc_b: float | None,
     diff = 100 * (acc_a - acc_b)
     span = f"95 % interval of the difference {100 * lo:+.0f} to {100 * hi:+.0f} points"
     if lo <= 0 <= hi:
-        return (f"Runs {name_a} and {name_b} cannot be told apart: accuracy differs by "
+        return (f"{name_a} and {name_b} cannot be told apart: accuracy differs by "
                 f"{diff:+.1f} points, but with {n_a} and {n_b} evaluation examples the "
                 f"{span} includes 0. Do not pick one over the other on this evaluation alone.")
     better = name_a if diff > 0 else name_b
-    return (f"Run {better} is better: accuracy differs by {diff:+.1f} points ({span}, "
+    return (f"{better} is better: accuracy differs by {diff:+.1f} points ({span}, "
             f"{n_a} and {n_b} evaluation examples).")
 
 

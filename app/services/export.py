@@ -48,19 +48,21 @@ def model_dir(session: Session, run_id: int) -> Path:
     from list_engine.export import read_model_dir
 
     art = model_artifact(session, run_id)
+    run = session.get(Run, run_id)
+    name = run.title if run is not None else f"Run #{run_id}"
     if art is None:
-        raise ServiceError(f"Run #{run_id} has no saved model (did it succeed?).")
+        raise ServiceError(f"{name} has no saved model (did it succeed?).")
     path = materialize(session, art)  # here, or fetched from the database (another machine)
     if path is None or not path.is_dir():
         from db.progress import forget_missing_artifacts
 
         forget_missing_artifacts(session, run_id)  # no row keeps pointing at nothing
-        raise ServiceError(f"The model files of run #{run_id} were deleted from disk "
+        raise ServiceError(f"The model files of {name} were deleted from disk "
                            f"({art.path}). Retry the run to train it again.")
     try:
         read_model_dir(path)
     except (OSError, ValueError) as exc:
-        raise ServiceError(f"The model of run #{run_id} cannot be read: {exc}") from exc
+        raise ServiceError(f"The model of {name} cannot be read: {exc}") from exc
     return path
 
 
@@ -182,7 +184,7 @@ def model_card(session: Session, run: Run, saved: dict | None = None,
     trainable = saved.get("trainable_parameters")
     environment = saved.get("environment") or cfg.get("environment")
     lines = [
-        f"# Text classifier: {project.name if project else 'project'} (run #{run.id})",
+        f"# Text classifier: {project.name if project else 'project'} ({run.title})",
         "",
         "Trained with LiST (Lite Prompted Self-Training): a frozen language model with "
         "small trainable adapters, teacher -> student self-training on unlabelled text with "

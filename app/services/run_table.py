@@ -57,7 +57,8 @@ def training_runs_table(session: Session, project_id: int) -> pd.DataFrame:
         first = next((m["details"] for m in metrics if m["round"] == 0), {}) or {}
         interval = rep["accuracy_interval"] if rep else None
         rows.append({
-            "run": run.id,
+            "id": run.id,  # the key (hidden on the page)
+            "run": run.number if run.number is not None else run.id,  # what people see
             "status": f"{run_service.STATUS_ICONS.get(run.status, '')} {run.status}",
             "head": first.get("head") or "",
             "rounds": (s.get("rounds") if run.total_rounds is None else run.total_rounds),

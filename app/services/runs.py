@@ -40,6 +40,7 @@ STATUS_ICONS = {
 @dataclass(frozen=True)
 class RunRow:
     id: int
+    name: str  # "Run #2", "Prediction #1": what people see (Run.title)
     kind: str
     status: str
     progress: float
@@ -60,8 +61,7 @@ class RunRow:
 
     @property
     def title(self) -> str:
-        what = "training" if self.kind == "train" else self.kind
-        return f"Run #{self.id} ({what})"
+        return self.name
 
     @property
     def finished(self) -> bool:
@@ -107,7 +107,7 @@ def to_row(session: Session, run: Run, now=None) -> RunRow:
     cfg = run.config or {}
     lc = cfg.get("list_config") or {}
     return RunRow(
-        id=run.id, kind=run.kind, status=run.status, progress=float(run.progress or 0.0),
+        id=run.id, name=run.title, kind=run.kind, status=run.status, progress=float(run.progress or 0.0),
         phase=run.phase, current_round=run.current_round, total_rounds=run.total_rounds,
         device=run.device, created_at=run.created_at, started_at=run.started_at,
         finished_at=run.finished_at, duration_s=duration_s(run, now), eta_s=eta_s(session, run),
@@ -146,19 +146,25 @@ def wait_message(session: Session, run: Run | None = None, workers: int = 1) -> 
     parts = []
     for r in ahead[:3]:
         if r.status == QUEUED:
-            parts.append(f"#{r.id} (queued)")
+            parts.append(f"{r.title} (queued)")
         else:
             left = eta_s(session, r)
-            parts.append(f"#{r.id} ({r.kind}, running"
+            parts.append(f"{r.title} (running"
                          + (f", about {_minutes(left)} left)" if left is not None else ")"))
     more = f" and {len(ahead) - 3} more" if len(ahead) > 3 else ""
     who = "This run" if run is not None else "A new run"
-    return (f"{who} waits in the queue behind run {', '.join(parts)}{more}: each worker "
+    return (f"{who} waits in the queue behind {', '.join(parts)}{more}: each worker "
             "trains one run at a time, so it starts when a worker is free.")
 
 
 def _minutes(seconds: float) -> str:
     return f"{max(1, round(seconds / 60))} min"
+
+
+def title_of(session: Session, run_id: int | None) -> str:
+    """"Run #2" for a run id (the number people see); the id itself if the run is gone."""
+    run = session.get(Run, run_id) if run_id is not None else None
+    return run.title if run is not None else f"run #{run_id}"
 
 
 def get_run(session: Session, run_id: int, project_id: int | None = None) -> Run:
@@ -177,7 +183,7 @@ def cancel_run(session: Session, run_id: int) -> Run:
     run = get_run(session, run_id)
     users.require(session, run.project_id, OWNER)
     if run.status in FINISHED_STATUSES:
-        raise ServiceError(f"Run #{run_id} has already finished ({run.status}).")
+        raise ServiceError(f"{run.title} has already finished ({run.status}).")
     try:
         retry_busy(lambda: jobs.request_cancel(session, run_id), "cancel")
     except jobs.JobError as exc:
@@ -192,7 +198,8 @@ def retry_run(session: Session, run_id: int) -> Run:
     run = get_run(session, run_id)
     users.require(session, run.project_id, OWNER)
     if run.status not in (FAILED, CANCELLED):
-        raise ServiceError(f"Only failed or cancelled runs can be retried (#{run_id} is {run.status}).")
+        raise ServiceError(f"Only failed or cancelled runs can be retried ({run.title} is "
+                           f"{run.status}).")
     try:
         retry_busy(lambda: jobs.retry(session, run_id), "retry")
     except jobs.JobError as exc:
@@ -207,10 +214,11 @@ def resume_run(session: Session, run_id: int) -> Run:
     run = get_run(session, run_id)
     users.require(session, run.project_id, OWNER)
     if run.status not in (FAILED, CANCELLED):
-        raise ServiceError(f"Only failed or cancelled runs can be resumed (#{run_id} is {run.status}).")
+        raise ServiceError(f"Only failed or cancelled runs can be resumed ({run.title} is "
+                           f"{run.status}).")
     if last_checkpoint_round(session, run_id) is None:
         raise ServiceError(
-            f"Run #{run_id} has no finished round to resume from: retry it instead."
+            f"{run.title} has no finished round to resume from: retry it instead."
         )
     try:
         retry_busy(lambda: jobs.resume(session, run_id), "resume")

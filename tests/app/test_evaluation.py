@@ -69,9 +69,9 @@ def test_small_set_warning_says_how_many_are_needed():
 
 
 def test_compare_text():
-    same = ev.compare_text(0.7, 10, 0.6, 10, "#1", "#2")
+    same = ev.compare_text(0.7, 10, 0.6, 10, "Run #1", "Run #2")
     assert "cannot be told apart" in same and "+10.0 points" in same
-    clear = ev.compare_text(0.9, 1000, 0.8, 1000, "#1", "#2")
+    clear = ev.compare_text(0.9, 1000, 0.8, 1000, "Run #1", "Run #2")
     assert clear.startswith("Run #1 is better")
     assert ev.compare_text(None, 10, 0.5, 10) is None
 

@@ -47,7 +47,8 @@ def served(data_env, tiny_bert_dir, tmp_path):
                                        list_config=training.build_list_config("custom", LONG))
         short = training.start_training(
             s, project.id, config.id, list_config=training.build_list_config("custom", TINY_CONFIG))
-        ids = project.id, long.id, short.id
+        ids = project.id, long.id, short.id, long.title, short.title
+        assert (long.title, short.title) == ("Run #1", "Run #2")  # numbered per project
     env = {**worker_env(data_env.data_dir, tiny_bert_dir), "PYTHONUNBUFFERED": "1"}
     with open(tmp_path / "worker.log", "w") as wlog:
         worker = subprocess.Popen([sys.executable, "-m", "worker", "--poll", "0.5"], cwd=ROOT,
@@ -73,7 +74,7 @@ def test_reload_keeps_project_and_run_and_pseudo_labels_show_during_round_1(serv
                                                                            artifacts_dir):
     from playwright.sync_api import expect, sync_playwright
 
-    url, project_id, long_id, short_id = served
+    url, project_id, long_id, short_id, long_title, short_title = served
 
     def settle(page) -> None:
         page.wait_for_timeout(200)
@@ -96,9 +97,9 @@ def test_reload_keeps_project_and_run_and_pseudo_labels_show_during_round_1(serv
             settle(page)
             # the default is the newest active run (the short, queued one): pick the long one
             runs = page.get_by_role("combobox", name="Run", exact=True)
-            expect(runs).to_have_value(re.compile(f"^Run #{short_id} "))
+            expect(runs).to_have_value(re.compile(f"^{short_title} "))
             runs.click()
-            page.get_by_role("option", name=re.compile(f"^Run #{long_id} ")).click()
+            page.get_by_role("option", name=re.compile(f"^{long_title} ")).click()
             settle(page)
             page.wait_for_function(
                 "[...document.querySelectorAll('[data-testid=stProgress] p')]"
@@ -108,7 +109,7 @@ def test_reload_keeps_project_and_run_and_pseudo_labels_show_during_round_1(serv
             page.reload()
             settle(page)
             expect(picker).to_have_value("Reviews")
-            expect(runs).to_have_value(re.compile(f"^Run #{long_id} "))
+            expect(runs).to_have_value(re.compile(f"^{long_title} "))
             expect(page.get_by_test_id("stMetricValue").first).to_contain_text("running")
             expect(page.get_by_text(re.compile("Round 1 of 1"))).to_be_visible()
             page.screenshot(path=str(artifacts_dir / "app2-reload-progress.png"), full_page=True)

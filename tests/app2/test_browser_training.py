@@ -125,7 +125,7 @@ def test_train_and_watch_live_progress(served_project, artifacts_dir):
 
             page.get_by_role("link", name="Runs").click()
             settle(page)
-            expect(page.get_by_text("(training): succeeded", exact=False)).to_be_visible()
+            expect(page.get_by_text("Run #1: succeeded", exact=False)).to_be_visible()
             shot(page, "4-runs")
 
             page.get_by_role("link", name="Pseudo-label inspector").click()
@@ -152,7 +152,7 @@ def test_train_and_watch_live_progress(served_project, artifacts_dir):
             # the whole corpus in the background (a predict run on the worker) -> CSV
             page.locator(".st-key-predict_start button").click()
             settle(page)
-            expect(page.get_by_role("button", name="Download predictions of run #2 (CSV)")
+            expect(page.get_by_role("button", name="Download prediction #1 (CSV)")
                    ).to_be_visible(timeout=ms(300))
             shot(page, "7-predict")
         except Exception:

@@ -114,7 +114,7 @@ def test_runs_table_lists_every_run_with_differing_settings(trained, trained_db)
 
     other = _second_finished_run(trained_db, trained, 0.5, rounds=1, kd_warmup=False)
     table = training_runs_table(trained_db, trained.project_id)
-    assert list(table["run"]) == [other.id, trained.run_id]  # newest first
+    assert list(table["id"]) == [other.id, trained.run_id]  # newest first
     assert {"setting: rounds", "setting: kd_warmup"} <= set(table.columns)
     assert "setting: seed" not in table.columns  # the same in both runs
     first = table.set_index("run").loc[trained.run_id]

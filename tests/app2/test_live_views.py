@@ -50,7 +50,7 @@ def test_train_page_prices_presets_and_says_a_new_run_will_wait(db, labelled_pro
     at.button(key="start_training").click().run()
     assert not at.exception, at.exception
     infos = " ".join(i.value for i in at.info)
-    assert f"This run waits in the queue behind run #{first.id} (queued)" in infos
+    assert f"This run waits in the queue behind {first.title} (queued)" in infos
 
 
 def test_wait_message_names_the_runs_ahead(db, labelled_project):
@@ -60,7 +60,8 @@ def test_wait_message_names_the_runs_ahead(db, labelled_project):
     a = training.start_training(db, project.id, config.id, list_config=cfg)
     b = training.start_training(db, project.id, config.id, list_config=cfg)
     assert run_service.wait_message(db, a) is None  # first in line
-    assert f"behind run #{a.id} (queued)" in run_service.wait_message(db, b)
+    assert f"behind {a.title} (queued)" in run_service.wait_message(db, b)
+    assert (a.title, b.title) == ("Run #1", "Run #2")
     assert run_service.wait_message(db, b, workers=2) is None  # a second worker takes it
 
 

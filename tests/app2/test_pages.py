@@ -119,11 +119,11 @@ def test_runs_page_lists_and_acts(db, labelled_project):
     assert any("retry done" in s.value for s in at.success)
     _button(at, f"cancel_{queued.id}").click().run()  # asks first
     assert not at.exception
-    assert any(f"Cancel run #{queued.id}?" in w.value for w in at.warning)
+    assert any(f"Cancel {queued.title}?" in w.value for w in at.warning)
     _button(at, f"cancel_no_{queued.id}").click().run()
     _fresh(db)
     assert db.get(Run, queued.id).status == "queued"
-    assert not any(f"Cancel run #{queued.id}?" in w.value for w in at.warning)
+    assert not any(f"Cancel {queued.title}?" in w.value for w in at.warning)
     _button(at, f"cancel_{queued.id}").click().run()
     _button(at, f"cancel_yes_{queued.id}").click().run()
     assert not at.exception
@@ -266,7 +266,8 @@ def test_predict_page_one_text_and_background(trained, trained_db):
     assert not at.exception
     runs = trained_db.query(Run).filter_by(kind="predict").all()
     assert len(runs) == 1 and runs[0].config["input"] == "corpus"
-    assert any("Predict run" in s.value for s in at.success)
+    assert any(f"{runs[0].title} queued" in s.value for s in at.success)
+    assert runs[0].title == "Prediction #1"
 
 
 def test_predict_page_empty_text_and_no_model(db, labelled_project, trained=None):
