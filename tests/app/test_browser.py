@@ -43,6 +43,13 @@ def test_create_import_label_with_keyboard_and_save_prompt(app_server, tmp_path,
     rows = ["text,label"] + [f'"{t}",positive' for t in good] + [f'"{t}",negative' for t in bad]
     csv_path.write_text("\n".join(rows) + "\n", encoding="utf-8")
 
+    def shown_document(page) -> str:
+        """The text of the document on screen, once one view of it is (while a rerun paints,
+        the old and the new view can both be there)."""
+        return page.wait_for_function(
+            "() => { const v = document.querySelectorAll('.st-key-doc_view');"
+            " return v.length === 1 ? v[0].innerText.trim() : false; }").json_value()
+
     def settle(page) -> None:
         """Wait until the app's script run triggered by the last action has finished."""
         page.wait_for_timeout(200)
@@ -90,9 +97,14 @@ def test_create_import_label_with_keyboard_and_save_prompt(app_server, tmp_path,
                 page.locator(".st-key-new_label_word input").fill(word)
                 page.locator(".st-key-new_label_word input").press("Tab")
                 settle(page)
+                expect(page.locator(".st-key-new_label_name input")).to_have_value(name)
                 page.locator(".st-key-add_label button").click()
                 settle(page)
                 expect(page.get_by_text(f"{n + 1}. {name} (0 labelled)")).to_be_visible()
+                # The form is emptied by that same rerun; under load its empty values can
+                # arrive after the new label shows: typing the next name before then lost it.
+                expect(page.locator(".st-key-new_label_name input")).to_have_value("")
+                settle(page)
             shot(page, "4-label-set")
 
             # Labelling: 6 documents with the keyboard only.
@@ -105,7 +117,7 @@ def test_create_import_label_with_keyboard_and_save_prompt(app_server, tmp_path,
             page.locator("h1").first.click()  # focus the page, not a text field
             for i in range(6):
                 settle(page)
-                text = page.locator(".st-key-doc_view").inner_text()
+                text = shown_document(page)
                 key = "1" if any(w in text for w in ("great", "Loved", "Brilliant", "best",
                                                       "Superb")) else "2"
                 page.keyboard.press(key)
@@ -115,9 +127,18 @@ def test_create_import_label_with_keyboard_and_save_prompt(app_server, tmp_path,
             page.keyboard.press("u")
             expect(metric).to_have_text("5 / 30")
             settle(page)
+            # Each arrow waits for the document it shows to change: under load `settle` can
+            # pass before the click's rerun starts, and ArrowRight pressed on the stale page
+            # (no document after this one yet: its button disabled) did nothing.
+            one_view_shows = (
+                "([text, same]) => { const v = document.querySelectorAll('.st-key-doc_view');"
+                " return v.length === 1 && (v[0].innerText.trim() === text) === same; }")
+            undone = shown_document(page)
             page.keyboard.press("ArrowLeft")  # back to the document before
+            page.wait_for_function(one_view_shows, arg=[undone, False])
             settle(page)
             page.keyboard.press("ArrowRight")
+            page.wait_for_function(one_view_shows, arg=[undone, True])
             settle(page)
             page.keyboard.press("1")
             expect(metric).to_have_text("6 / 30")

@@ -65,7 +65,7 @@ def test_accept_the_models_guess_by_keyboard(trained, trained_db, tiny_bert_dir,
                 settle(page)
                 page.locator(".st-key-lab_strategy").get_by_text("Most uncertain (model)").click()
                 # The model labels the corpus in the background; the page notices by itself.
-                guess = page.get_by_text("Model's guess (run #", exact=False)
+                guess = page.get_by_text("Model's guess (Run #", exact=False)
                 expect(guess).to_be_visible(timeout=ms(180))
                 settle(page)
                 text = guess.inner_text()
