@@ -142,15 +142,22 @@ def shoot(env, data_dir, project_id, out, chromium, chromium_args, open_page, st
 
     with streamlit_app(env, data_dir / "app.log") as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=chromium_args)
-        page = open_page(browser, {"width": 1400, "height": 1100}, default_seconds=120)
-        page.goto(f"{url}/labelling?project={project_id}")
+        # Streamlit scrolls inside its main block, not the window: a tall viewport holds the
+        # whole article, and the shot is cut just below the model's guess.
+        page = open_page(browser, {"width": 1400, "height": 3000}, default_seconds=120)
+        page.goto(f"{url}/?project={project_id}")  # as a user arrives, then the sidebar
+        settle(page)
+        page.get_by_role("link", name="Labelling").click()
         settle(page)
         page.locator(".st-key-lab_strategy").get_by_text("Most uncertain (model)").click()
         settle(page)
-        expect(page.get_by_text("Model's guess (Run #", exact=False)).to_be_visible()
+        guess = page.get_by_text("Model's guess (Run #", exact=False)
+        expect(guess).to_be_visible()
         page.wait_for_timeout(1000)
+        box = page.locator(".st-key-lab_accept").bounding_box()  # the accept button's row
         out.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(out))
+        page.screenshot(path=str(out), clip={"x": 0, "y": 0, "width": 1400,
+                                             "height": min(3000, box["y"] + box["height"] + 60)})
         browser.close()
 
 
