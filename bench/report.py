@@ -340,6 +340,8 @@ def render(files: list[Path]) -> str:
         lines += [NOTES_MD.read_text().strip(), ""]
     for path in sorted(files, reverse=True):
         data = load_results(path)
+        if not all(kind in data for kind in ("fewshot", "speed")):
+            continue  # another probe's output (bench.concurrency): its numbers are in the notes
         m, v = data.get("machine") or {}, data.get("versions") or {}
         lines += [f"## {path.stem}", "",
                   f"Machine: {m.get('name')}, {m.get('cpu')}, {m.get('cpus_usable')} usable "
