@@ -9,7 +9,11 @@ portion, chosen by
                      (the app's "Diverse" strategy, as one batch);
 - uncertain_diverse: 10 at random, a first LiST run on them, then 20 more: the most uncertain
                      of each of 20 clusters of the 100 examples that run is least sure about
-                     (smallest margin; the app's "Uncertain + diverse", as one batch).
+                     (smallest margin; the app's "Uncertain + diverse", as one batch);
+- uncertain_regions: the same 10 random labels and first run, then 20 more: k-means (k = 20)
+                     over the rest of the pool, from each cluster the example whose 10
+                     nearest neighbours and itself the first run is least sure about on
+                     average (list_engine.selection.uncertain_regions).
 Then LiST (quick preset) trains on each set of 30 with the rest of the training portion as
 its unlabelled pool, and is scored on the fixed test set of bench.data (the same for every
 seed and strategy). Per seed the random draws differ; the strategies of one seed share the
@@ -32,7 +36,8 @@ from bench.data import LOADERS, TaskData, resolve_bench_model, synthetic_task, t
 from bench.fewshot import native_max_length, parse_overrides
 from bench.runner import command_line, machine_info, utc_now, versions
 
-STRATEGIES = ("random", "diverse", "uncertain_diverse")
+STRATEGIES = ("random", "diverse", "uncertain_diverse", "uncertain_regions")
+MODEL_GUIDED = ("uncertain_diverse", "uncertain_regions")
 N_LABELS = 30
 N_FIRST = 10  # random labels behind the first model of uncertain_diverse
 
@@ -64,23 +69,38 @@ def train(model: str, data: TaskData, labelled: list, unlabelled: list, seed: in
     return LiSTTrainer(clf, config, labeled=labelled, unlabeled=hidden).train().classifier
 
 
-def choose(strategy: str, pool: list, embeddings: np.ndarray, seed: int, trainer) -> tuple:
-    """Indices into `pool` of the N_LABELS examples the annotator labels, and extra info."""
-    from list_engine.selection import diverse, uncertain_diverse, uncertainty
+_first_runs: dict = {}  # (data, seed) -> the first run's picks and probabilities, shared
 
-    rng = np.random.default_rng(3000 + seed)
+
+def first_run(key: tuple, pool: list, seed: int, trainer) -> tuple:
+    """10 random labels and the probabilities a LiST run on them gives the rest of the pool;
+    computed once per data set and seed, so the model-guided strategies of a seed start from
+    the same first model."""
+    if key not in _first_runs:
+        rng = np.random.default_rng(3000 + seed)
+        first = rng.choice(len(pool), N_FIRST, replace=False)
+        rest = np.setdiff1d(np.arange(len(pool)), first)
+        t0 = time.perf_counter()
+        clf = trainer([pool[i] for i in first], [pool[i] for i in rest])
+        probs = clf.predict_proba([pool[i] for i in rest])
+        _first_runs[key] = (first, rest, np.asarray(probs), time.perf_counter() - t0)
+    return _first_runs[key]
+
+
+def choose(strategy: str, pool: list, embeddings: np.ndarray, seed: int, trainer,
+           key: tuple = ()) -> tuple:
+    """Indices into `pool` of the N_LABELS examples the annotator labels, and extra info."""
+    from list_engine.selection import diverse, uncertain_diverse, uncertain_regions, uncertainty
+
     if strategy == "random":
-        return rng.choice(len(pool), N_LABELS, replace=False), {}
+        return np.random.default_rng(3000 + seed).choice(len(pool), N_LABELS, replace=False), {}
     if strategy == "diverse":
         return diverse(embeddings, N_LABELS, seed=seed), {}
-    first = rng.choice(len(pool), N_FIRST, replace=False)
-    rest = np.setdiff1d(np.arange(len(pool)), first)
-    t0 = time.perf_counter()
-    clf = trainer([pool[i] for i in first], [pool[i] for i in rest])
-    probs = clf.predict_proba([pool[i] for i in rest])
+    first, rest, probs, first_s = first_run((*key, seed), pool, seed, trainer)
     scores = uncertainty(probs)
-    more = rest[uncertain_diverse(scores, embeddings[rest], N_LABELS - N_FIRST, seed=seed)]
-    return np.concatenate([first, more]), {"first_run_s": time.perf_counter() - t0,
+    pick = uncertain_diverse if strategy == "uncertain_diverse" else uncertain_regions
+    more = rest[pick(scores, embeddings[rest], N_LABELS - N_FIRST, seed=seed)]
+    return np.concatenate([first, more]), {"first_run_s": first_s,
                                            "mean_margin_uncertainty_picked":
                                                float(np.mean(scores[np.isin(rest, more)]))}
 
@@ -97,7 +117,8 @@ def run_one(data: TaskData, model: str, strategy: str, seed: int, options: RunOp
         return train(model, data, labelled, unlabelled, seed, options, max_length)
 
     t0 = time.perf_counter()
-    picked, info = choose(strategy, pool, embeddings, seed, trainer)
+    picked, info = choose(strategy, pool, embeddings, seed, trainer,
+                          key=(data.name, model, max_pool))
     chosen = set(int(i) for i in picked)
     labelled = [pool[i] for i in sorted(chosen)]  # the annotator gives the gold labels
     unlabelled = [e for i, e in enumerate(pool) if i not in chosen]

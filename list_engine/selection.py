@@ -7,6 +7,11 @@ the examples' embeddings (no model, no database). Used by the app's "most uncert
 - uncertain_diverse: the most uncertain examples, spread out: k-means over the
   `pool_factor * n` most uncertain, the most uncertain example of each cluster (so a batch
   is not n near-copies of the same confusing document).
+- uncertain_regions: coverage first, then uncertainty: k-means over the whole pool, and in
+  each cluster the example whose neighbourhood the model is least sure about (its
+  uncertainty averaged with its nearest neighbours'). With ~30 labels a lone ambiguous text
+  teaches little; a typical text from a region the model confuses teaches the region (the
+  idea of uncertainty propagation in PATRON, Yu et al. 2022, arXiv 2209.06995).
 """
 
 from __future__ import annotations
@@ -65,4 +70,44 @@ def uncertain_diverse(scores: np.ndarray, embeddings: np.ndarray, n: int,
         members = pool[km.labels_ == c]
         if len(members):
             picks.append(int(members[np.argmax(s[members])]))
+    return np.array(picks, dtype=int)
+
+
+def neighbourhood_uncertainty(scores: np.ndarray, embeddings: np.ndarray, k: int = 10,
+                              chunk: int = 2048) -> np.ndarray:
+    """(N,) mean of `scores` over each example and its k nearest neighbours by cosine
+    similarity (computed in row chunks, so a large corpus needs no N x N matrix)."""
+    s = np.asarray(scores, dtype=np.float64)
+    x = np.asarray(embeddings, dtype=np.float64)
+    if len(s) != len(x):
+        raise ValueError(f"{len(s)} scores but {len(x)} embeddings")
+    if not len(s):
+        return s
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    kk = min(k, len(s) - 1)  # neighbours besides the example itself
+    out = np.empty(len(s))
+    for start in range(0, len(s), chunk):
+        sims = x[start : start + chunk] @ x.T
+        sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = np.inf  # self first
+        nearest = np.argpartition(-sims, kk, axis=1)[:, : kk + 1]
+        out[start : start + len(sims)] = s[nearest].mean(1)
+    return out
+
+
+def uncertain_regions(scores: np.ndarray, embeddings: np.ndarray, n: int, k: int = 10,
+                      seed: int = 0) -> np.ndarray:
+    """Indices of n examples: k-means over all examples into n clusters, and from each the
+    example with the highest `neighbourhood_uncertainty`."""
+    s = np.asarray(scores, dtype=np.float64)
+    n = min(n, len(s))
+    if n <= 0:
+        return np.zeros(0, dtype=int)
+    x = np.asarray(embeddings, dtype=np.float64)
+    region = neighbourhood_uncertainty(s, x, k)
+    km = _kmeans(x, n, seed)
+    picks = []
+    for c in range(n):
+        members = np.flatnonzero(km.labels_ == c)
+        if len(members):
+            picks.append(int(members[np.argmax(region[members])]))
     return np.array(picks, dtype=int)

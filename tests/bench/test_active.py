@@ -19,9 +19,12 @@ def test_active_cli_all_strategies_and_resume(tmp_path, tiny_bert_dir, capsys):
     for r in records:
         assert r["n_labelled"] == active.N_LABELS and 0 <= r["accuracy"] <= 1
         assert sum(r["label_counts"].values()) == active.N_LABELS
-    assert "first_run_s" in records[2]  # uncertain_diverse trained a first model on 10
+    guided = [r for r in records if r["strategy"] in active.MODEL_GUIDED]
+    assert len(guided) == 2 and all("first_run_s" in r for r in guided)  # a first model on 10
+    assert guided[0]["first_run_s"] == guided[1]["first_run_s"]  # trained once, shared
     saved = json.loads(out.read_text())
-    assert len(saved["runs"]) == 3 and saved["max_length"] == 32
-    assert "uncertain_diverse - random:" in capsys.readouterr().out
+    assert len(saved["runs"]) == 4 and saved["max_length"] == 32
+    printed = capsys.readouterr().out
+    assert "uncertain_diverse - random:" in printed and "uncertain_regions - random:" in printed
     again = active.main([*argv, "--resume"])  # nothing left to run
     assert again == saved["runs"]

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from list_engine.selection import diverse, uncertain_diverse, uncertainty
+from list_engine.selection import (
+    diverse,
+    neighbourhood_uncertainty,
+    uncertain_diverse,
+    uncertain_regions,
+    uncertainty,
+)
 
 
 def test_margin_and_entropy():
@@ -47,3 +53,31 @@ def test_uncertain_diverse_spreads_the_uncertain_picks():
     assert sorted(group[picks]) == [0, 1]
     assert 24 in picks  # the most uncertain of group 0
     assert len(uncertain_diverse(scores, x, 0)) == 0
+
+
+def test_neighbourhood_uncertainty_averages_over_the_nearest():
+    x = np.array([[1.0, 0.0], [0.99, 0.1], [0.98, 0.2], [0.0, 1.0], [0.1, 0.99]])
+    scores = np.array([0.9, 0.6, 0.3, 1.0, 0.0])
+    assert neighbourhood_uncertainty(scores, x, k=2)[:3].tolist() == pytest.approx([0.6] * 3)
+    assert neighbourhood_uncertainty(scores, x, k=1)[3:].tolist() == pytest.approx([0.5, 0.5])
+    assert neighbourhood_uncertainty(scores, x, k=0).tolist() == pytest.approx(scores.tolist())
+    chunked = neighbourhood_uncertainty(scores, x, k=2, chunk=2)  # same answer in row chunks
+    assert chunked.tolist() == pytest.approx(neighbourhood_uncertainty(scores, x, k=2).tolist())
+    with pytest.raises(ValueError, match="5 scores but 4 embeddings"):
+        neighbourhood_uncertainty(scores, x[:4])
+
+
+def test_uncertain_regions_prefers_a_confusing_region_to_a_lone_ambiguous_text():
+    x, group = _blobs()
+    x[30:40, 2] += 3.0  # group 1 has a sub-group (cosine: another direction)...
+    scores = np.full(100, 0.1)
+    scores[30:40] = 0.7  # ...that the model confuses
+    scores[3] = 1.0  # group 0: one ambiguous text among texts the model is sure of
+    picks = uncertain_regions(scores, x, 4, k=9)
+    assert sorted(group[picks]) == [0, 1, 2, 3]  # one per cluster: coverage first
+    assert any(30 <= p < 40 for p in picks)  # group 1's pick comes from the confusing region
+    region = neighbourhood_uncertainty(scores, x, k=9)
+    assert region[3] < region[30:40].min()  # the lone ambiguous text's neighbours are sure
+    plain = uncertain_diverse(scores, x, 2, pool_factor=6)
+    assert 3 in plain  # the per-example strategy takes it first
+    assert len(uncertain_regions(scores, x, 0)) == 0
