@@ -1,7 +1,9 @@
 """Entry point: `python -m streamlit run app/main.py` from the repository root (what
 scripts/run does; `python -m` puts the root on the import path, so `app`, `db` and
 `list_engine` import as packages). Builds the navigation and the project picker; the pages
-themselves live in app/pages/."""
+themselves live in app/views/ (not pages/: Streamlit treats a pages/ folder beside the entry
+script as an old-style multipage app, and the first session after a start then showed the
+folder's file names as a second navigation)."""
 
 from __future__ import annotations
 
@@ -18,13 +20,13 @@ st.set_page_config(page_title="LiST: few-label text classifiers", page_icon=":ma
 
 # Part 1: projects, corpus, labels, prompt design.
 DATA_PAGES = [
-    st.Page("pages/projects.py", title="Projects", icon=":material/home:", default=True),
-    st.Page("pages/import_data.py", title="Import corpus", icon=":material/upload_file:"),
-    st.Page("pages/label_set.py", title="Label set", icon=":material/sell:"),
-    st.Page("pages/labelling.py", title="Labelling", icon=":material/edit_note:"),
-    st.Page("pages/prompt.py", title="Prompt design", icon=":material/text_fields:"),
-    st.Page("pages/agreement.py", title="Agreement", icon=":material/group:"),
-    st.Page("pages/team.py", title="Team and sharing", icon=":material/manage_accounts:"),
+    st.Page("views/projects.py", title="Projects", icon=":material/home:", default=True),
+    st.Page("views/import_data.py", title="Import corpus", icon=":material/upload_file:"),
+    st.Page("views/label_set.py", title="Label set", icon=":material/sell:"),
+    st.Page("views/labelling.py", title="Labelling", icon=":material/edit_note:"),
+    st.Page("views/prompt.py", title="Prompt design", icon=":material/text_fields:"),
+    st.Page("views/agreement.py", title="Agreement", icon=":material/group:"),
+    st.Page("views/team.py", title="Team and sharing", icon=":material/manage_accounts:"),
 ]
 
 # ---------------------------------------------------------------------------------------
@@ -35,12 +37,12 @@ DATA_PAGES = [
 # `with ui.session() as s:`; service functions live in app/services/.
 # ---------------------------------------------------------------------------------------
 MODEL_PAGES: list = [
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/runs.py", title="Runs", icon=":material/list_alt:"),
-    st.Page("pages/progress.py", title="Live progress", icon=":material/monitoring:"),
-    st.Page("pages/inspector.py", title="Pseudo-label inspector", icon=":material/psychology:"),
-    st.Page("pages/export.py", title="Export", icon=":material/download:"),
-    st.Page("pages/predict.py", title="Predict", icon=":material/batch_prediction:"),
+    st.Page("views/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("views/runs.py", title="Runs", icon=":material/list_alt:"),
+    st.Page("views/progress.py", title="Live progress", icon=":material/monitoring:"),
+    st.Page("views/inspector.py", title="Pseudo-label inspector", icon=":material/psychology:"),
+    st.Page("views/export.py", title="Export", icon=":material/download:"),
+    st.Page("views/predict.py", title="Predict", icon=":material/batch_prediction:"),
 ]
 
 sections = {"Data": DATA_PAGES}

@@ -211,7 +211,7 @@ def require_project() -> Project:
     if project is None:
         st.info("No project selected: create one in the sidebar, or start with the demo on "
                 "the Projects page.", icon=":material/folder_open:")
-        st.page_link("pages/projects.py", label="Go to Projects", icon=":material/home:")
+        st.page_link("views/projects.py", label="Go to Projects", icon=":material/home:")
         st.stop()
     return project
 

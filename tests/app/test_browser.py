@@ -71,6 +71,12 @@ def test_create_import_label_with_keyboard_and_save_prompt(app_server, tmp_path,
             # Projects: empty state, then create a project in the sidebar.
             page.goto(url)
             expect(page.get_by_text("No project yet.", exact=False).first).to_be_visible()
+            settle(page)
+            # The first session after a start shows the app's navigation only, not file names
+            # (an app/pages folder made Streamlit list "main", "import data", ...).
+            expect(page.get_by_role("link", name="Import corpus")).to_be_visible()
+            for raw in ("main", "import data", "label set"):
+                expect(page.get_by_role("link", name=raw, exact=True)).to_have_count(0)
             shot(page, "1-projects-empty")
             page.locator(".st-key-new_project_name input").fill("Browser reviews")
             page.locator(".st-key-create_project button").click()

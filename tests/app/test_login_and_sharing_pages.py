@@ -27,7 +27,7 @@ def app(page: str | None = None, project_id: int | None = None) -> AppTest:
     if project_id is not None:
         at.session_state["project_id"] = project_id
     if page:
-        at.switch_page(f"pages/{page}.py")
+        at.switch_page(f"views/{page}.py")
     return at.run()
 
 
@@ -168,13 +168,13 @@ def test_viewer_cannot_label_and_team_page_shares(password_mode):
     act_as(db, None)
 
     at = sign_in(app(), "alice", "alice-password")
-    at.switch_page("pages/labelling.py").run()
+    at.switch_page("views/labelling.py").run()
     assert not at.exception
     assert "viewer" in texts(at.info)
     assert at.button(key="lab_class_0").disabled
 
     admin_at = sign_in(app(), "admin", "admin-password")
-    admin_at.switch_page("pages/team.py").run()
+    admin_at.switch_page("views/team.py").run()
     assert not admin_at.exception
     admin_at.text_input(key="share_user").input("alice")
     admin_at.selectbox(key="share_role").set_value("annotator")

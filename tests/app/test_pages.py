@@ -20,7 +20,7 @@ MAIN = str(Path(__file__).resolve().parents[2] / "app" / "main.py")
 def open_app(page: str | None = None) -> AppTest:
     at = AppTest.from_file(MAIN, default_timeout=60).run()
     if page:
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"views/{page}.py").run()
     assert not at.exception, at.exception
     return at
 

@@ -168,4 +168,4 @@ def app_test(page: str, project_id: int | None, timeout: float = 60):
     at = AppTest.from_file(str(MAIN), default_timeout=timeout)
     if project_id is not None:
         at.session_state["project_id"] = project_id
-    return at.switch_page(f"pages/{page}")
+    return at.switch_page(f"views/{page}")

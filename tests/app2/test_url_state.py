@@ -16,7 +16,7 @@ def _fresh_session(page: str, **params):
     at = AppTest.from_file(str(MAIN), default_timeout=60)
     for k, v in params.items():
         at.query_params[k] = str(v)
-    return at.switch_page(f"pages/{page}")
+    return at.switch_page(f"views/{page}")
 
 
 def test_project_and_run_come_back_from_the_url(trained, trained_db):

@@ -147,5 +147,5 @@ if "labels_error" in st.session_state:
 
 if len(classes) >= 2:
     st.divider()
-    st.page_link("pages/labelling.py", label="Next: label a few documents of each class",
+    st.page_link("views/labelling.py", label="Next: label a few documents of each class",
                  icon=":material/arrow_forward:")

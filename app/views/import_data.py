@@ -24,7 +24,7 @@ if "import_report" in st.session_state:
         st.warning(ui.md(warning), icon=":material/warning:")
     with ui.session() as s:
         offered = gold_service.missing_classes(s, project.id)
-    st.page_link("pages/label_set.py", icon=":material/arrow_forward:",
+    st.page_link("views/label_set.py", icon=":material/arrow_forward:",
                  label="Next: define the labels" + (" (offered from the import's gold labels)"
                                                     if offered else ""))
 

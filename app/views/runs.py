@@ -86,7 +86,7 @@ def _run_details(s, row) -> None:
         if row.kind == "train" and cols[3].button("Live progress", key=f"open_{row.id}"):
             st.session_state[PROGRESS_RUN_KEY] = row.id
             try:
-                st.switch_page("pages/progress.py")
+                st.switch_page("views/progress.py")
             except Exception:  # noqa: BLE001 - outside the router (tests) there is no page to switch to
                 st.info("Open the Live progress page to follow it.")
 
@@ -164,7 +164,7 @@ def training_table(project_id: int) -> None:
         if st.button("Compare them on Live progress", key="runs_compare"):
             st.session_state[COMPARE_PAIR] = tuple(pair)
             try:
-                st.switch_page("pages/progress.py")
+                st.switch_page("views/progress.py")
             except Exception:  # noqa: BLE001 - outside the router (tests) there is no page to switch to
                 st.info("Open the Live progress page to see them side by side.")
 

@@ -58,16 +58,16 @@ c4.metric("Prompt versions", summary.prompt_versions)
 st.subheader("Next step")
 if summary.documents == 0:
     st.info("No corpus yet: import one.", icon=":material/upload_file:")
-    st.page_link("pages/import_data.py", label="Import a corpus", icon=":material/upload_file:")
+    st.page_link("views/import_data.py", label="Import a corpus", icon=":material/upload_file:")
 elif summary.label_classes < 2:
     st.info("Define at least two labels.", icon=":material/sell:")
-    st.page_link("pages/label_set.py", label="Define the label set", icon=":material/sell:")
+    st.page_link("views/label_set.py", label="Define the label set", icon=":material/sell:")
 elif summary.labels < 30:
     st.info(f"Label documents: {summary.labels} of about 30 so far.", icon=":material/edit_note:")
-    st.page_link("pages/labelling.py", label="Label documents", icon=":material/edit_note:")
+    st.page_link("views/labelling.py", label="Label documents", icon=":material/edit_note:")
 elif summary.prompt_versions == 0:
     st.info("Design and save a prompt.", icon=":material/text_fields:")
-    st.page_link("pages/prompt.py", label="Design a prompt", icon=":material/text_fields:")
+    st.page_link("views/prompt.py", label="Design a prompt", icon=":material/text_fields:")
 else:
     st.success("Data, labels and a prompt are ready for training.")
 

@@ -24,7 +24,7 @@ with ui.session() as s:
 if len(classes) < 2:
     st.info("A prompt needs at least two labels: define the label set first.",
             icon=":material/sell:")
-    st.page_link("pages/label_set.py", label="Define the label set", icon=":material/sell:")
+    st.page_link("views/label_set.py", label="Define the label set", icon=":material/sell:")
     st.stop()
 
 labels = [c.name for c in classes]

@@ -32,11 +32,11 @@ with ui.session() as s:
     classes = label_service.list_label_classes(s, pid)
 if n_docs == 0:
     st.info("No corpus yet: import one first.", icon=":material/upload_file:")
-    st.page_link("pages/import_data.py", label="Import a corpus", icon=":material/upload_file:")
+    st.page_link("views/import_data.py", label="Import a corpus", icon=":material/upload_file:")
     st.stop()
 if len(classes) < 2:
     st.info("Define at least two labels before labelling.", icon=":material/sell:")
-    st.page_link("pages/label_set.py", label="Define the label set", icon=":material/sell:")
+    st.page_link("views/label_set.py", label="Define the label set", icon=":material/sell:")
     st.stop()
 
 # Per-project navigation state: the documents shown in this session, where we are, skips.
