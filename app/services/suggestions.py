@@ -7,7 +7,6 @@ cached embeddings."""
 from __future__ import annotations
 
 import contextlib
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +29,12 @@ from db.models import (
     LabelClass,
     Run,
 )
-from list_engine.selection import uncertainty
+from list_engine.selection import neighbourhood_uncertainty, uncertainty
 
 STRATEGIES = ("uncertain", "uncertain_diverse")
 STRATEGY_NAMES = {"uncertain": "Most uncertain (model)",
                   "uncertain_diverse": "Uncertain + diverse (model)"}
-CANDIDATES = 50  # uncertain + diverse: the least-covered cluster among this many most uncertain
+NEIGHBOURS = 10  # uncertain + diverse: a document's uncertainty is averaged with this many
 
 
 @dataclass(frozen=True)
@@ -148,22 +147,48 @@ def next_uncertain(session: Session, project_id: int, preds: Predictions,
     return int(preds.doc_ids[rows[int(np.argmax(scores))]])
 
 
+def region_uncertainty(preds: Predictions, clusters: label_service.Clusters, ids: np.ndarray,
+                       vectors: np.ndarray, kind: str = "margin", k: int = NEIGHBOURS) -> np.ndarray:
+    """(N,) one score per row of `preds`: the model's uncertainty about the document averaged
+    with its k nearest neighbours' within its cluster (cosine over the cached embeddings;
+    within the cluster, so a large corpus needs no all-pairs comparison). A document without
+    an embedding keeps its own score. On MR, picking by this beat picking by each document's
+    own uncertainty on every seed (bench/results/NOTES.md): a lone ambiguous text teaches a
+    30-label model less than a typical text from a region it confuses."""
+    own = uncertainty(preds.probs, kind)
+    out = own.copy()
+    row_of = {int(d): i for i, d in enumerate(preds.doc_ids)}
+    vector_of = {int(d): i for i, d in enumerate(ids)}
+    for c in np.unique(clusters.assignment):
+        docs = [int(d) for d in clusters.ids[clusters.assignment == c]
+                if int(d) in row_of and int(d) in vector_of]
+        if docs:
+            rows = [row_of[d] for d in docs]
+            out[rows] = neighbourhood_uncertainty(own[rows], vectors[[vector_of[d] for d in docs]], k)
+    return out
+
+
 def next_uncertain_diverse(session: Session, project_id: int, preds: Predictions,
-                           clusters: label_service.Clusters, exclude: Iterable[int] = (),
-                           kind: str = "margin") -> int | None:
-    """Among the CANDIDATES most uncertain unlabelled documents, the one in the cluster with
-    the fewest labelled (or already shown) documents; ties go to the more uncertain."""
-    rows = _unlabelled_rows(session, project_id, preds, exclude)
-    if not len(rows):
-        return None
-    scores = uncertainty(preds.probs[rows], kind)
-    order = np.argsort(-scores, kind="stable")[:CANDIDATES]
-    cluster_of = {int(d): int(c) for d, c in zip(clusters.ids, clusters.assignment, strict=True)}
+                           clusters: label_service.Clusters, regions: np.ndarray,
+                           exclude: Iterable[int] = ()) -> int | None:
+    """Coverage first, then uncertainty: in the cluster with the fewest labelled (or already
+    shown) documents, the unlabelled document with the highest `regions` score (from
+    `region_uncertainty`); among equally covered clusters, the most uncertain pick wins."""
     labelled = set(session.scalars(select(Label.document_id).where(Label.project_id == project_id)))
-    covered = Counter(cluster_of[d] for d in labelled | set(exclude) if d in cluster_of)
-    best = min(order, key=lambda k: (covered.get(cluster_of.get(int(preds.doc_ids[rows[k]]), -1), 0),
-                                     -scores[k]))
-    return int(preds.doc_ids[rows[best]])
+    seen = labelled | set(exclude)
+    score_of = {int(d): float(r) for d, r in zip(preds.doc_ids, regions, strict=True)}
+    best, best_key = None, None
+    for docs in clusters.members:
+        candidates = [d for d in docs if d not in seen and d in score_of]
+        if not candidates:
+            continue
+        pick = max(candidates, key=score_of.__getitem__)  # ties: the nearer the centroid
+        key = (sum(1 for d in docs if d in seen), -score_of[pick])
+        if best_key is None or key < best_key:
+            best, best_key = pick, key
+    if best is None:  # every clustered document is done: any unlabelled one
+        return next_uncertain(session, project_id, preds, exclude)
+    return best
 
 
 def most_confident(session: Session, project_id: int, preds: Predictions, per_class: int,

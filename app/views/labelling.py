@@ -202,8 +202,10 @@ with st.sidebar:
         help="Diverse picks the most central unlabelled document of the least-covered "
              "cluster of the corpus (k-means over the model's embeddings). Most uncertain "
              "picks the document the last trained model is least sure about (smallest gap "
-             "between its two likeliest classes); uncertain + diverse picks, among the 50 "
-             "most uncertain, one from the cluster with the fewest labels.",
+             "between its two likeliest classes); uncertain + diverse picks, in the cluster "
+             "with the fewest labels, the document whose neighbourhood the model is least "
+             "sure about. Measured on movie reviews (bench/results/NOTES.md), none of them "
+             "chose 30 labels that trained a better model than Random did.",
     )
     keyword = ""
     if strategy == "keyword":
@@ -222,6 +224,14 @@ def clusters_for(project_id: int, model: str, n_embedded: int, k: int):
     with ui.session() as s:
         ids, vectors = label_service.load_embeddings(s, project_id, model)
     return label_service.cluster_documents(ids, vectors, k)
+
+
+@st.cache_data(max_entries=4, show_spinner="Finding the regions the model confuses…")
+def regions_for(project_id: int, model: str, n_embedded: int, k: int, predict_run_id: int,
+                _preds, _clusters):
+    with ui.session() as s:
+        ids, vectors = label_service.load_embeddings(s, project_id, model)
+    return suggestions.region_uncertainty(_preds, _clusters, ids, vectors)
 
 
 # This browser session's name on the document leases (others are not shown its document).
@@ -256,7 +266,8 @@ def pick_candidate(s, exclude: set[int]) -> int | None:
     k = label_service.default_k(len(classes), int(target_total))
     clusters = clusters_for(pid, model, n_docs, k)
     if strategy == "uncertain_diverse":
-        return suggestions.next_uncertain_diverse(s, pid, preds, clusters, exclude)
+        regions = regions_for(pid, model, n_docs, k, preds.predict_run_id, preds, clusters)
+        return suggestions.next_uncertain_diverse(s, pid, preds, clusters, regions, exclude)
     return label_service.next_diverse(s, pid, clusters, exclude)
 
 

@@ -1,6 +1,6 @@
 """The model in the labelling loop, on a run a real worker trained and real predict and embed
-runs: the guess with a one-key accept, "most uncertain", bulk accept with a confirmation,
-similar documents."""
+runs: the guess with a one-key accept, "most uncertain", "uncertain + diverse", bulk accept
+with a confirmation, similar documents."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from app.services import suggestions
 from db.models import ACCEPTED_PSEUDO, HUMAN, Label, LabelClass, Run
-from list_engine.selection import uncertainty
+from list_engine.selection import neighbourhood_uncertainty, uncertainty
 from tests.app2.conftest import ROOT, app_test, worker_env
 from tests.browser import patience
 
@@ -102,3 +102,59 @@ def test_similar_documents_by_the_cached_embeddings(trained, trained_db, tiny_be
     near = suggestions.similar_documents(trained_db, trained.project_id, model, doc, k=3)
     assert len(near) == 3 and doc not in [d for d, _ in near]
     assert [s for _, s in near] == sorted((s for _, s in near), reverse=True)
+
+
+def test_region_uncertainty_averages_within_each_cluster():
+    from app.services.labelling import Clusters
+
+    # cluster 0: documents 1, 2, 3 (3 is far from 1 and 2); cluster 1: documents 4, 5
+    ids = np.array([5, 4, 3, 2, 1])  # the embedding cache's own order
+    vectors = np.array([[0.0, 1.0], [0.1, 1.0], [1.0, 0.9], [1.0, 0.1], [1.0, 0.0]])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    preds = suggestions.Predictions(source_run_id=1, predict_run_id=2, labels=["a", "b"],
+                                    doc_ids=np.array([1, 2, 3, 4, 5, 6]),  # 6: no embedding
+                                    probs=np.array([[0.5, 0.5], [0.9, 0.1], [1.0, 0.0],
+                                                    [0.7, 0.3], [0.6, 0.4], [0.55, 0.45]]))
+    clusters = Clusters(ids=np.array([1, 2, 3, 4, 5]), assignment=np.array([0, 0, 0, 1, 1]),
+                        members=[[2, 1, 3], [4, 5]])
+    own = uncertainty(preds.probs)
+    regions = suggestions.region_uncertainty(preds, clusters, ids, vectors, k=1)
+    assert regions[:2].tolist() == pytest.approx([(own[0] + own[1]) / 2] * 2)  # 1 and 2 pair
+    assert regions[2] == pytest.approx((own[2] + own[1]) / 2)  # 3's nearest in its cluster: 2
+    assert regions[3:5].tolist() == pytest.approx([(own[3] + own[4]) / 2] * 2)
+    assert regions[5] == own[5]  # no embedding: its own score
+    same = neighbourhood_uncertainty(own[:3], vectors[[4, 3, 2]], k=1)
+    assert regions[:3].tolist() == pytest.approx(same.tolist())
+
+
+def test_uncertain_diverse_covers_clusters_then_picks_the_confusing_region(
+        trained, trained_db, predicted, tiny_bert_dir):
+    from app.services import labelling as label_service
+    from app.services.prompts import latest_prompt_config
+
+    model = latest_prompt_config(trained_db, trained.project_id).model  # as the page does
+    label_service.start_embedding(trained_db, trained.project_id, model)
+    _work(trained, tiny_bert_dir)
+    trained_db.rollback()  # end the read snapshot: see what the worker wrote
+    trained_db.expire_all()
+    at = app_test("labelling.py", trained.project_id).run()
+    at.sidebar.radio(key="lab_strategy").set_value("uncertain_diverse").run()
+    assert not at.exception, at.exception
+    nav = at.session_state["labelling_nav"][trained.project_id]
+    shown = nav["history"][nav["pos"]]
+
+    ids, vectors = label_service.load_embeddings(trained_db, trained.project_id, model)
+    k = label_service.default_k(2, int(at.sidebar.number_input(key="lab_target").value))
+    clusters = label_service.cluster_documents(ids, vectors, k)
+    regions = suggestions.region_uncertainty(predicted, clusters, ids, vectors)
+    pick = suggestions.next_uncertain_diverse(trained_db, trained.project_id, predicted,
+                                              clusters, regions,
+                                              exclude=nav["history"][:nav["pos"]])
+    assert shown == pick
+    labelled = {d for (d,) in trained_db.query(Label.document_id)}
+    covered = [sum(d in labelled for d in docs) for docs in clusters.members]
+    cluster = next(c for c, docs in enumerate(clusters.members) if pick in docs)
+    open_ = [c for c, docs in enumerate(clusters.members) if set(docs) - labelled]
+    assert covered[cluster] == min(covered[c] for c in open_)  # the least-covered cluster
+    score = dict(zip(predicted.doc_ids.tolist(), regions.tolist(), strict=True))
+    assert score[pick] == max(score[d] for d in clusters.members[cluster] if d not in labelled)
