@@ -103,6 +103,22 @@ def test_similar_documents_by_the_cached_embeddings(trained, trained_db, tiny_be
     assert len(near) == 3 and doc not in [d for d, _ in near]
     assert [s for _, s in near] == sorted((s for _, s in near), reverse=True)
 
+    # The labelling page lists the shown document's neighbours; "Label these next" queues them.
+    at = app_test("labelling.py", trained.project_id).run()
+    assert not at.exception, at.exception
+    nav = at.session_state["labelling_nav"][trained.project_id]
+    shown = nav["history"][nav["pos"]]
+    five = [d for d, _ in suggestions.similar_documents(trained_db, trained.project_id, model,
+                                                        shown, k=5)]
+    assert five and at.button(key="lab_similar_next").label == f"Label these {len(five)} next"
+    at.button(key="lab_similar_next").click().run()
+    assert not at.exception, at.exception
+    for expected in five:  # they come next, in order of similarity
+        at.button(key="lab_next").click().run()
+        assert not at.exception, at.exception
+        nav = at.session_state["labelling_nav"][trained.project_id]
+        assert nav["history"][nav["pos"]] == expected
+
 
 def test_region_uncertainty_averages_within_each_cluster():
     from app.services.labelling import Clusters
