@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 
@@ -34,6 +33,7 @@ import numpy as np
 from bench.baselines import METHODS, RunOptions, _metrics, engine_config
 from bench.data import LOADERS, TaskData, resolve_bench_model, synthetic_task, test_indices
 from bench.fewshot import native_max_length, parse_overrides
+from bench.report import active_summary
 from bench.runner import command_line, machine_info, utc_now, versions
 
 STRATEGIES = ("random", "diverse", "uncertain_diverse", "uncertain_regions")
@@ -133,30 +133,6 @@ def run_one(data: TaskData, model: str, strategy: str, seed: int, options: RunOp
             **_metrics([e.label for e in test], pred, data.labels)}
 
 
-def summary(records: list[dict]) -> list[str]:
-    """Mean ± std accuracy per data set and strategy, and the paired difference to random."""
-    lines = []
-    for name in dict.fromkeys(r["data"] for r in records):
-        by = {s: {r["seed"]: r for r in records if r["data"] == name and r["strategy"] == s}
-              for s in STRATEGIES}
-        lines.append(f"{name}:")
-        for s in STRATEGIES:
-            acc = [100 * r["accuracy"] for r in by[s].values()]
-            if acc:
-                sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
-                lines.append(f"  {s:18s} accuracy {statistics.mean(acc):5.1f} ± {sd:4.1f} "
-                             f"({len(acc)} seeds)")
-        for s in STRATEGIES[1:]:
-            seeds = sorted(set(by[s]) & set(by["random"]))
-            if seeds:
-                diff = [100 * (by[s][k]["accuracy"] - by["random"][k]["accuracy"]) for k in seeds]
-                sd = statistics.stdev(diff) if len(diff) > 1 else 0.0
-                ahead = sum(d > 0 for d in diff)
-                lines.append(f"  {s} - random: {statistics.mean(diff):+.1f} ± {sd:.1f} points, "
-                             f"ahead on {ahead} of {len(diff)} seeds (aim: >= +2)")
-    return lines
-
-
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(prog="python -m bench.active", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -210,7 +186,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     args.output.parent.mkdir(parents=True, exist_ok=True)
                     args.output.write_text(json.dumps({**header, "runs": records}, indent=1,
                                                       default=str))
-    print("\n".join(summary(records)))
+    print("\n".join(active_summary(records)))
     return records
 
 

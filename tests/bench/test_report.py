@@ -44,3 +44,25 @@ def test_methods_without_a_common_seed_do_not_break_the_report():
          "setfit": {"accuracy": (0.7, 0.0), "seeds": [0], "by_seed": {0: 0.7}}}
     text = "\n".join(_aims_fewshot("mr", m))
     assert "list_quick > setfit on `mr`: NOT met" in text and "no seed in common" in text
+
+
+def test_the_strategy_benchmark_gets_its_own_section(tmp_path):
+    import json
+
+    from bench.report import write_markdown
+
+    runs = [{"data": "mr", "strategy": s, "seed": seed, "accuracy": acc}
+            for s, accs in (("random", (0.60, 0.70)), ("uncertain_regions", (0.63, 0.71)))
+            for seed, acc in enumerate(accs)]
+    runs.append({"data": "bbc", "strategy": "uncertain_regions", "seed": 0, "accuracy": 0.9})
+    runs.append({"data": "bbc", "strategy": "random", "seed": 0, "accuracy": 0.85})
+    (tmp_path / "active").mkdir()
+    (tmp_path / "active" / "2026-01-01-vm.json").write_text(json.dumps(
+        {"command": "python -m bench.active", "started": "2026-01-01T00:00:00Z",
+         "machine": {"name": "vm", "cpus_usable": 2, "loadavg_at_start": [0.5, 0.5, 0.5]},
+         "model": "default", "max_length": 128, "runs": runs}))
+    text = write_markdown(tmp_path, tmp_path / "RESULTS.md").read_text()
+    assert "## Which 30 to label (bench.active)" in text and "max length 128" in text
+    assert "random             accuracy  65.0 ±  7.1 (2 seeds)" in text
+    assert "uncertain_regions - random: +2.0 ± 1.4 points, ahead on 2 of 2 seeds" in text
+    assert "uncertain_regions - random: +5.0 points, ahead on 1 of 1 seeds" in text  # bbc
