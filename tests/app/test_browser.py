@@ -68,15 +68,18 @@ def test_create_import_label_with_keyboard_and_save_prompt(app_server, tmp_path,
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = open_page(browser, {"width": 1400, "height": 1000})
         try:
-            # Projects: empty state, then create a project in the sidebar.
-            page.goto(url)
-            expect(page.get_by_text("No project yet.", exact=False).first).to_be_visible()
+            # The first visit after a start, by a deep link, shows the app's navigation, not
+            # file names (an app/pages folder made Streamlit run that page file bare, under a
+            # list of "main", "import data", ...).
+            page.goto(f"{url}/labelling")
             settle(page)
-            # The first session after a start shows the app's navigation only, not file names
-            # (an app/pages folder made Streamlit list "main", "import data", ...).
             expect(page.get_by_role("link", name="Import corpus")).to_be_visible()
             for raw in ("main", "import data", "label set"):
                 expect(page.get_by_role("link", name=raw, exact=True)).to_have_count(0)
+
+            # Projects: empty state, then create a project in the sidebar.
+            page.goto(url)
+            expect(page.get_by_text("No project yet.", exact=False).first).to_be_visible()
             shot(page, "1-projects-empty")
             page.locator(".st-key-new_project_name input").fill("Browser reviews")
             page.locator(".st-key-create_project button").click()
