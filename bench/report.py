@@ -344,9 +344,8 @@ def active_summary(records: list[dict]) -> list[str]:
         lines.append(f"{name}:")
         for s in strategies:
             acc = [100 * a for a in by[s].values()]
-            sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
-            lines.append(f"  {s:18s} accuracy {statistics.mean(acc):5.1f} ± {sd:4.1f} "
-                         f"({len(acc)} seeds)")
+            sd = f" ± {statistics.stdev(acc):4.1f}" if len(acc) > 1 else " (one seed: no spread)"
+            lines.append(f"  {s:18s} accuracy {statistics.mean(acc):5.1f}{sd} ({len(acc)} seeds)")
         for s in strategies:
             p = paired_difference({k: 100 * v for k, v in by[s].items()},
                                   {k: 100 * v for k, v in by.get("random", {}).items()})

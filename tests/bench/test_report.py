@@ -66,3 +66,4 @@ def test_the_strategy_benchmark_gets_its_own_section(tmp_path):
     assert "random             accuracy  65.0 ±  7.1 (2 seeds)" in text
     assert "uncertain_regions - random: +2.0 ± 1.4 points, ahead on 2 of 2 seeds" in text
     assert "uncertain_regions - random: +5.0 points, ahead on 1 of 1 seeds" in text  # bbc
+    assert "random             accuracy  85.0 (one seed: no spread) (1 seeds)" in text
