@@ -159,9 +159,8 @@ def region_uncertainty(preds: Predictions, clusters: label_service.Clusters, ids
     out = own.copy()
     row_of = {int(d): i for i, d in enumerate(preds.doc_ids)}
     vector_of = {int(d): i for i, d in enumerate(ids)}
-    for c in np.unique(clusters.assignment):
-        docs = [int(d) for d in clusters.ids[clusters.assignment == c]
-                if int(d) in row_of and int(d) in vector_of]
+    for members in clusters.members:
+        docs = [d for d in members if d in row_of and d in vector_of]
         if docs:
             rows = [row_of[d] for d in docs]
             out[rows] = neighbourhood_uncertainty(own[rows], vectors[[vector_of[d] for d in docs]], k)
