@@ -204,9 +204,10 @@ with st.sidebar:
              "picks the document the last trained model is least sure about (smallest gap "
              "between its two likeliest classes); uncertain + diverse picks, in the cluster "
              "with the fewest labels, the document whose neighbourhood the model is least "
-             "sure about. Measured on movie reviews (5 seeds, bench/results/NOTES.md), no "
-             "strategy chose 30 labels that trained a better model than Random did: "
-             "uncertain + diverse was level with it (-0.1 points), Diverse -0.4.",
+             "sure about. Measured on movie reviews and BBC News (5 seeds each, "
+             "bench/results/NOTES.md), no strategy chose 30 labels that trained a better "
+             "model than Random did: uncertain + diverse -0.1 and -1.5 points, Diverse -0.4 "
+             "and -0.3.",
     )
     keyword = ""
     if strategy == "keyword":
