@@ -19,6 +19,16 @@ from tests.tiny_models import build_tiny_bert, build_tiny_roberta  # noqa: E402
 ARTIFACTS = ROOT / "test-artifacts"
 
 
+@pytest.fixture(autouse=True)
+def _keep_main_module():
+    """Streamlit's script runner (under AppTest) installs the page it runs as
+    sys.modules["__main__"] and leaves it there; processes a later test starts with the
+    "spawn" method would then run that page first. Put the real one back after each test."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
+
+
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory) -> Path:
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))

@@ -18,6 +18,7 @@ import secrets
 from datetime import timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.services import ServiceError
@@ -171,9 +172,12 @@ def local_user(session: Session) -> User:
     """The one user of single-user local mode (an admin without a password)."""
     user = find_user(session, LOCAL_USERNAME)
     if user is None:
-        user = User(username=LOCAL_USERNAME, display_name="Local user", is_admin=True)
-        session.add(user)
-        session.flush()
+        try:  # PostgreSQL: app processes starting at once on a new database race to create it
+            with session.begin_nested():
+                user = User(username=LOCAL_USERNAME, display_name="Local user", is_admin=True)
+                session.add(user)
+        except IntegrityError:
+            user = find_user(session, LOCAL_USERNAME)
     return user
 
 
