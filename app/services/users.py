@@ -170,14 +170,19 @@ def set_disabled(session: Session, user_id: int, disabled: bool = True) -> None:
 @user_write
 def local_user(session: Session) -> User:
     """The one user of single-user local mode (an admin without a password)."""
-    user = find_user(session, LOCAL_USERNAME)
-    if user is None:
-        try:  # PostgreSQL: app processes starting at once on a new database race to create it
-            with session.begin_nested():
-                user = User(username=LOCAL_USERNAME, display_name="Local user", is_admin=True)
-                session.add(user)
-        except IntegrityError:
-            user = find_user(session, LOCAL_USERNAME)
+    return find_user(session, LOCAL_USERNAME) or _create_user_once(
+        session, User(username=LOCAL_USERNAME, display_name="Local user", is_admin=True))
+
+
+def _create_user_once(session: Session, user: User) -> User:
+    """Insert `user`; if another process created one of that name at the same moment (two
+    app processes starting on a new PostgreSQL database, two first sign-ins at once), the
+    unique username refuses ours and theirs is returned."""
+    try:
+        with session.begin_nested():
+            session.add(user)
+    except IntegrityError:
+        return find_user(session, user.username)
     return user
 
 
@@ -186,10 +191,8 @@ def oidc_user(session: Session, email: str, name: str = "", admins: tuple[str, .
     """The user behind an OIDC identity (by e-mail), created at first sign-in without any
     project; `admins` (LIST_ADMINS) are made administrators."""
     email = _clean_username(email)
-    user = find_user(session, email)
-    if user is None:
-        user = User(username=email, display_name=(name or "").strip()[:200])
-        session.add(user)
+    user = find_user(session, email) or _create_user_once(
+        session, User(username=email, display_name=(name or "").strip()[:200]))
     if email.lower() in {a.lower() for a in admins}:
         user.is_admin = True
     session.flush()
