@@ -9,6 +9,7 @@ adapter is linear it folds into the dense layer: W' = (I + U D) W, b' = (I + U D
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 
@@ -70,6 +71,7 @@ class AdapterLinear(nn.Module):
         self.adapter_down = nn.Linear(width, bottleneck, bias=False, **factory)
         self.adapter_up = nn.Linear(bottleneck, width, bias=False, **factory)
         self.init_std = init_std
+        self.enabled = True  # False: the plain base layer (the frozen encoder's own output)
         self.reset_adapter()
 
     @torch.no_grad()
@@ -80,6 +82,8 @@ class AdapterLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.base_layer(x)  # (..., H)
+        if not self.enabled:
+            return h
         return h + self.adapter_up(self.adapter_down(h))
 
     @torch.no_grad()
@@ -106,9 +110,21 @@ def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
     setattr(parent, child, module)
 
 
+_LAYER_INDEX = re.compile(r"\.layer\.(\d+)\.")
+
+
+def layer_index(name: str) -> int:
+    """The transformer layer a module name belongs to ("...layer.3.output.dense" -> 3)."""
+    found = _LAYER_INDEX.search(name)
+    if found is None:
+        raise ValueError(f"{name!r} is not inside a numbered transformer layer")
+    return int(found.group(1))
+
+
 def inject_adapters(model: nn.Module, model_type: str, config: AdapterConfig,
                     hidden_size: int) -> list[str]:
-    """Wrap every target dense layer of `model` (in place); returns the wrapped names."""
+    """Wrap the target dense layers of `model` (in place): those of every transformer layer,
+    or of the top `config.layers` ones. Returns the wrapped names."""
     spec = arch_spec(model_type)
     pattern = re.compile(spec.adapter_targets)
     bottleneck = config.resolved_bottleneck(hidden_size)
@@ -118,6 +134,10 @@ def inject_adapters(model: nn.Module, model_type: str, config: AdapterConfig,
         raise UnsupportedArchitectureError(
             f"no adapter target found in this {model_type!r} model (pattern "
             f"{spec.adapter_targets!r}); the transformers version may have renamed modules")
+    if config.layers is not None:
+        n_layers = max(layer_index(t) for t in targets) + 1
+        first = max(0, n_layers - config.layers)
+        targets = [t for t in targets if layer_index(t) >= first]
     for name in targets:
         _set_submodule(model, name, AdapterLinear(model.get_submodule(name), bottleneck,
                                                   config.init_std))
@@ -131,6 +151,25 @@ def adapter_modules(model: nn.Module) -> list[tuple[str, AdapterLinear]]:
 def reset_adapters(model: nn.Module, generator: torch.Generator | None = None) -> None:
     for _, module in adapter_modules(model):
         module.reset_adapter(generator)
+
+
+def first_adapted_layer(model: nn.Module) -> int:
+    """Index of the lowest transformer layer with an adapter (0 when there are none)."""
+    indices = [layer_index(name) for name, _ in adapter_modules(model)]
+    return min(indices) if indices else 0
+
+
+@contextlib.contextmanager
+def adapters_disabled(model: nn.Module):
+    """Run `model` as the plain frozen encoder (every adapter bypassed) inside the block."""
+    modules = [m for _, m in adapter_modules(model)]
+    for m in modules:
+        m.enabled = False
+    try:
+        yield
+    finally:
+        for m in modules:
+            m.enabled = True
 
 
 def is_adapter_param(name: str) -> bool:

@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 MODES = ("prompt", "classic", "full")
 META_METHODS = ("central", "forward", "jvp")
 ZERO_WEIGHT_POLICIES = ("skip", "uniform")
+STUDENT_INITS = ("fresh", "teacher")
 BEST_ROUND_METRICS = ("accuracy", "macro_f1")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 
@@ -48,12 +49,19 @@ class AdapterConfig:
     init_std: float = field(
         default=2e-4, metadata={"help": "std of the N(0, std) init of both adapter matrices"}
     )
+    layers: int | None = field(
+        default=None, metadata={"help": "adapters in the top N transformer layers only; the "
+                                "frozen layers below are then computed once per document and "
+                                "cached during training. None = every layer"})
 
     def __post_init__(self) -> None:
         _check(
             self.bottleneck is None or (isinstance(self.bottleneck, int) and self.bottleneck >= 1),
             f"adapter.bottleneck must be a positive int or None, got {self.bottleneck!r}",
         )
+        _check(self.layers is None or (isinstance(self.layers, int)
+                                       and not isinstance(self.layers, bool) and self.layers >= 1),
+               f"adapter.layers must be a positive int or None (every layer), got {self.layers!r}")
         _check(self.init_std >= 0, f"adapter.init_std must be >= 0, got {self.init_std!r}")
 
     def resolved_bottleneck(self, hidden_size: int) -> int:
@@ -137,6 +145,23 @@ class LiSTConfig:
         metadata={"help": "meta batch with all weights 0: skip the update | uniform weights"},
     )
     kd_temperature: float = field(default=1.0, metadata={"help": "softmax temperature of KD"})
+    # What a round does to beat its teacher (list_engine.pseudo_labels); the defaults are the
+    # paper's plain self-distillation.
+    student_init: str = field(
+        default="fresh", metadata={"help": "the student starts from fresh adapters and head "
+                                   "(fresh, the paper) or continues from its teacher (teacher)"})
+    neighbour_weight: float = field(
+        default=0.0, metadata={"help": "share of a pseudo-label taken from its nearest "
+                               "neighbours in the frozen encoder's embedding space (0 = off)"})
+    neighbours: int = field(default=10, metadata={"help": "neighbours per document"})
+    pseudo_label_temperature: float = field(
+        default=1.0, metadata={"help": "sharpening of pseudo-labels: p^(1/T); < 1 sharper"})
+    balanced_fraction: float | None = field(
+        default=None, metadata={"help": "per predicted class keep the most confident "
+                                "fraction * N / C pseudo-labels (None = keep all)"})
+    token_drop: float = field(
+        default=0.0, metadata={"help": "student input noise: share of each pseudo-labelled "
+                               "document's tokens hidden from the student (0 = none)"})
 
     def __post_init__(self) -> None:
         if isinstance(self.adapter, dict):
@@ -189,6 +214,21 @@ class LiSTConfig:
         _check(self.best_round_metric in BEST_ROUND_METRICS,
                f"best_round_metric must be one of {BEST_ROUND_METRICS}, "
                f"got {self.best_round_metric!r}")
+        _check(self.student_init in STUDENT_INITS,
+               f"student_init must be one of {STUDENT_INITS}, got {self.student_init!r}")
+        _check(_finite(self.neighbour_weight) and 0.0 <= self.neighbour_weight <= 1.0,
+               f"neighbour_weight must be in [0, 1], got {self.neighbour_weight!r}")
+        _check(isinstance(self.neighbours, int) and not isinstance(self.neighbours, bool)
+               and 1 <= self.neighbours <= 1000,
+               f"neighbours must be an int from 1 to 1000, got {self.neighbours!r}")
+        _check(_finite(self.pseudo_label_temperature) and 0.05 <= self.pseudo_label_temperature
+               <= 10, "pseudo_label_temperature must be in [0.05, 10], got "
+               f"{self.pseudo_label_temperature!r}")
+        _check(self.balanced_fraction is None or (_finite(self.balanced_fraction)
+                                                  and 0.0 < self.balanced_fraction <= 1.0),
+               f"balanced_fraction must be in (0, 1] or None, got {self.balanced_fraction!r}")
+        _check(_finite(self.token_drop) and 0.0 <= self.token_drop < 1.0,
+               f"token_drop must be in [0, 1), got {self.token_drop!r}")
         _check(self.zero_weight_policy in ZERO_WEIGHT_POLICIES,
                f"zero_weight_policy must be one of {ZERO_WEIGHT_POLICIES}, "
                f"got {self.zero_weight_policy!r}")

@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -34,10 +34,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import export
+from . import export, frozen
 from .adapters import (
     AdapterConfig,
+    adapters_disabled,
     arch_spec,
+    first_adapted_layer,
     inject_adapters,
     is_adapter_param,
     merge_adapters,
@@ -248,10 +250,17 @@ class PromptModule(nn.Module):
         self.head = head
         self.head_paths = head_paths
         self.classifier = classifier
+        # Layers below this one are frozen and may be cached (0: nothing is cached).
+        self.cache_start = 0
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                mask_pos: torch.Tensor) -> torch.Tensor:
-        hidden = self.mlm.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
+    def forward(self, input_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, mask_pos: torch.Tensor | None = None,
+                hidden: torch.Tensor | None = None) -> torch.Tensor:
+        """From token ids, or from `hidden`, the cached states entering layer `cache_start`."""
+        if hidden is None:
+            hidden = self.mlm.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
+        else:
+            hidden = frozen.run_top_layers(self.mlm, hidden, attention_mask, self.cache_start)
         if self.mode == "classic":  # (B, T, H) -> (B, H) first token
             return self.classifier(hidden[:, 0])
         if self.head == "similarity":
@@ -266,6 +275,8 @@ class PromptModule(nn.Module):
 class Encoded:
     input_ids: list[int]
     mask_pos: int
+    # (T, H) states entering layer `PromptModule.cache_start`, when cached (see frozen.py)
+    hidden: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,6 +396,8 @@ class PromptClassifier:
         if mode != "full":
             inject_adapters(mlm, model_type, adapter, hidden)
         module = PromptModule(mlm, mode, head_paths, classifier, head)
+        if mode != "full" and frozen.can_split(mlm):
+            module.cache_start = first_adapted_layer(mlm)
         vocab = mlm.config.vocab_size
         trainable = []
         for name, p in module.named_parameters():
@@ -480,17 +493,78 @@ class PromptClassifier:
                 out.append(Encoded(r.input_ids, r.mask_position))
         return out
 
+    @property
+    def cache_start(self) -> int:
+        """The first layer that trains; below it the encoder is frozen and can be cached
+        (0: nothing to cache, e.g. adapters in every layer, mode "full", merged adapters)."""
+        return 0 if self.merged else self.module.cache_start
+
+    @torch.no_grad()
+    def cache_frozen(self, encoded: list[Encoded], batch_size: int = 64) -> list[Encoded]:
+        """The same examples with their frozen states attached (computed once, by length
+        bucket); the model's outputs on them are unchanged, only cheaper."""
+        start = self.cache_start
+        if start == 0 or not encoded:
+            return list(encoded)
+        out: list[Encoded | None] = [None] * len(encoded)
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
+        was_training = self.module.training
+        self.module.eval()
+        for begin in range(0, len(order), batch_size):
+            idx = order[begin : begin + batch_size]
+            batch = self.collate([encoded[i] for i in idx])
+            with self.autocast():
+                states = frozen.prefix_states(self.module.mlm, batch["input_ids"],
+                                              batch["attention_mask"], start).float()
+            for row, i in enumerate(idx):
+                n = len(encoded[i].input_ids)
+                out[i] = Encoded(encoded[i].input_ids, encoded[i].mask_pos,
+                                 states[row, :n].clone())
+        self.module.train(was_training)
+        return out  # type: ignore[return-value]
+
+    @torch.no_grad()
+    def frozen_embeddings(self, encoded: list[Encoded], batch_size: int = 64) -> np.ndarray:
+        """(N, H) L2-normalised mean-pooled last states of the plain encoder (adapters
+        bypassed): the corpus's own geometry, the same whatever the training did."""
+        parts: list[np.ndarray] = []
+        was_training = self.module.training
+        self.module.eval()
+        with adapters_disabled(self.module):
+            for begin in range(0, len(encoded), batch_size):
+                batch = self.collate(encoded[begin : begin + batch_size])
+                mask = batch["attention_mask"]
+                with self.autocast():
+                    if "hidden" in batch:
+                        h = frozen.run_top_layers(self.module.mlm, batch["hidden"], mask,
+                                                  self.module.cache_start)
+                    else:
+                        h = self.module.mlm.base_model(input_ids=batch["input_ids"],
+                                                       attention_mask=mask)[0]
+                parts.append(F.normalize(mean_pool(h.float(), mask), dim=-1).cpu().numpy())
+        self.module.train(was_training)
+        return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+
     def collate(self, encoded: list[Encoded]) -> dict[str, torch.Tensor]:
         width = max(len(e.input_ids) for e in encoded)
         pad = self.tokenizer.pad_token_id or 0
-        ids = torch.full((len(encoded), width), pad, dtype=torch.long)
         mask = torch.zeros((len(encoded), width), dtype=torch.long)
         for i, e in enumerate(encoded):
-            ids[i, : len(e.input_ids)] = torch.tensor(e.input_ids)
             mask[i, : len(e.input_ids)] = 1
         pos = torch.tensor([e.mask_pos for e in encoded], dtype=torch.long)
-        return {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device),
-                "mask_pos": pos.to(self.device)}
+        batch = {"attention_mask": mask.to(self.device), "mask_pos": pos.to(self.device)}
+        if all(e.hidden is not None for e in encoded):  # cached: (B, T, H), zero padding
+            states = encoded[0].hidden.new_zeros((len(encoded), width,
+                                                  encoded[0].hidden.shape[-1]))
+            for i, e in enumerate(encoded):
+                states[i, : len(e.input_ids)] = e.hidden
+            batch["hidden"] = states.to(self.device)
+            return batch
+        ids = torch.full((len(encoded), width), pad, dtype=torch.long)
+        for i, e in enumerate(encoded):
+            ids[i, : len(e.input_ids)] = torch.tensor(e.input_ids)
+        batch["input_ids"] = ids.to(self.device)
+        return batch
 
     def autocast(self):
         if self.bf16 and self.device.type == "cuda":

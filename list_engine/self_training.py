@@ -28,8 +28,15 @@ import torch
 from .callbacks import Callback, CallbackList, PseudoLabelEvent, StepEvent, TrainResult
 from .config import LiSTConfig
 from .lengths import choose_max_length
-from .modeling import Encoded, PromptClassifier, resolve_device
+from .modeling import Encoded, PromptClassifier, classification_metrics, resolve_device
 from .prompts import Example
+from .pseudo_labels import (
+    class_balanced_keep,
+    drop_tokens,
+    nearest_neighbours,
+    neighbour_smooth,
+    sharpen,
+)
 from .reweighting import directional_derivative, labeled_gradient, normalize_weights
 from .training import (
     BatchStream,
@@ -92,10 +99,17 @@ class LiSTTrainer:
             classifier.to(resolve_device(config.device))
         classifier.bf16 = config.bf16
         classifier.max_length = config.max_length or self._auto_max_length()
-        # Tokenise everything once (the reference re-tokenised at every sampling).
-        self._lab_enc = classifier.encode(self.labeled)
+        # Tokenise everything once (the reference re-tokenised at every sampling), and run the
+        # frozen layers below the adapters once per document (modeling.cache_frozen).
+        batch = config.eval_batch_size
+        self._lab_enc = classifier.cache_frozen(classifier.encode(self.labeled), batch)
         self._lab_y = torch.tensor([classifier.labels.index(ex.label) for ex in self.labeled])
-        self._unl_enc = classifier.encode(self.unlabeled) if config.active_rounds else []
+        self._unl_enc = (classifier.cache_frozen(classifier.encode(self.unlabeled), batch)
+                         if config.active_rounds else [])
+        self._eval_enc = (classifier.cache_frozen(classifier.encode(self.eval_examples), batch)
+                          if self.eval_examples else [])
+        self._unl_embeddings: np.ndarray | None = None  # frozen geometry, for the neighbours
+        self._last_labels: dict[int, int] = {}  # pool index -> the previous round's label
         self._params = classifier.trainable_parameters()
         self.global_step = 0
         self.meta_stats: list[dict] = []
@@ -234,23 +248,23 @@ class LiSTTrainer:
         pool = len(self._unl_enc)
         n = pool if cfg.unlabeled_sample_size is None else min(pool, cfg.unlabeled_sample_size)
         sample = np.sort(rng.choice(pool, size=n, replace=False))
-        probs = self.classifier.predict_encoded([self._unl_enc[i] for i in sample],
-                                                cfg.eval_batch_size)
+        teacher_probs = self.classifier.predict_encoded([self._unl_enc[i] for i in sample],
+                                                        cfg.eval_batch_size)
+        probs = self._refine(sample, teacher_probs)
         kept = (probs.max(1) >= cfg.confidence_threshold if cfg.confidence_threshold
                 else np.ones(n, dtype=bool))
-        gold = [self.unlabeled[i].label for i in sample]
-        gold_acc = None
-        if all(g is not None for g in gold) and n:
-            pred = [self.classifier.labels[j] for j in probs.argmax(1)]
-            gold_acc = float(np.mean([p == g for p, g in zip(pred, gold, strict=True)]))
+        kept &= class_balanced_keep(probs, cfg.balanced_fraction)
+        label_stats = self._label_stats(sample, teacher_probs, probs)
+        gold_acc = label_stats["pseudo_label_accuracy"]
         ids = [self.unlabeled[i].id if self.unlabeled[i].id is not None else int(i)
                for i in sample]
         labels = [self.classifier.labels[j] for j in probs.argmax(1)]
         self.callbacks.trigger("on_pseudo_labels_made", PseudoLabelEvent(
             round=r, ids=ids, probs=probs, labels=labels, weights=np.full(n, np.nan),
             gold_accuracy=gold_acc, kept=kept))
-        # (a) fresh student on the same backbone
-        self.classifier.reset_trainable(gen)
+        # (a) the student, on the same backbone: fresh, or continuing from its teacher
+        if cfg.student_init == "fresh":
+            self.classifier.reset_trainable(gen)
         stepper = self._stepper(self.student_lr, cfg.unlabeled_steps + cfg.labeled_steps)
         weight_sum = np.zeros(n)
         weight_cnt = np.zeros(n)
@@ -263,7 +277,7 @@ class LiSTTrainer:
             self._advance_skipped(r, stepper)
         else:
             self._unlabeled_phase(r, sample, kept_idx, probs, stepper, rng, weight_sum,
-                                  weight_cnt, stats, ids)
+                                  weight_cnt, stats, ids, gen)
         lab = BatchStream(len(self._lab_enc), cfg.labeled_batch_size, rng)
         self._labeled_phase(r, "labeled", cfg.labeled_steps, lab, stepper)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -272,12 +286,47 @@ class LiSTTrainer:
             round=r, ids=ids, probs=probs, labels=labels, weights=weights,
             gold_accuracy=gold_acc, kept=kept))
         self.meta_stats.append(stats)
-        out = {"pseudo_label_accuracy": gold_acc, "n_pseudo_labeled": int(n),
+        out = {**label_stats, "n_pseudo_labeled": int(n),
                "n_pseudo_kept": int(kept.sum()), "meta_zero_batches": stats["skipped"]
                + stats["uniform"]}
         if stats["kd_steps"] and stats["meta_steps"]:
             out["meta_step_overhead"] = (stats["meta_time"] / stats["meta_steps"]) / (
                 stats["kd_time"] / stats["kd_steps"])
+        return out
+
+    # -- pseudo-labels ----------------------------------------------------------------------
+    def _refine(self, sample: np.ndarray, teacher_probs: np.ndarray) -> np.ndarray:
+        """The student's targets: the teacher's soft labels, smoothed over neighbours in the
+        frozen embedding space, then sharpened (list_engine.pseudo_labels)."""
+        cfg = self.config
+        probs = teacher_probs
+        if cfg.neighbour_weight > 0:
+            if self._unl_embeddings is None:  # the frozen encoder: the same in every round
+                self._unl_embeddings = self.classifier.frozen_embeddings(self._unl_enc,
+                                                                         cfg.eval_batch_size)
+            neighbours = nearest_neighbours(self._unl_embeddings[sample], cfg.neighbours)
+            probs = neighbour_smooth(probs, neighbours, cfg.neighbour_weight)
+        return sharpen(probs, cfg.pseudo_label_temperature)
+
+    def _label_stats(self, sample: np.ndarray, teacher_probs: np.ndarray,
+                     probs: np.ndarray) -> dict:
+        """What this round's pseudo-labels are worth: accuracy on the pool documents that have
+        a gold label (never trained on) against the teacher's own guesses, how many labels
+        the refinement changed, and how many changed since the previous round."""
+        labels = self.classifier.labels
+        pred, raw = probs.argmax(1), teacher_probs.argmax(1)
+        gold = [(j, labels.index(self.unlabeled[i].label)) for j, i in enumerate(sample)
+                if self.unlabeled[i].label in labels]
+        out: dict = {"pseudo_label_accuracy": None, "teacher_label_accuracy": None,
+                     "n_gold_in_pool": len(gold), "labels_refined": int((pred != raw).sum())}
+        if gold:
+            rows, y = (np.array(v) for v in zip(*gold, strict=True))
+            out["pseudo_label_accuracy"] = float((pred[rows] == y).mean())
+            out["teacher_label_accuracy"] = float((raw[rows] == y).mean())
+        before = [(self._last_labels[int(i)], int(p)) for i, p in zip(sample, pred, strict=True)
+                  if int(i) in self._last_labels]
+        out["labels_changed"] = sum(a != b for a, b in before) if before else None
+        self._last_labels = {int(i): int(p) for i, p in zip(sample, pred, strict=True)}
         return out
 
     # -- learning rate ----------------------------------------------------------------------
@@ -374,7 +423,7 @@ class LiSTTrainer:
             self._emit(r, "kd", step, self.config.unlabeled_steps, 0.0, lr, skipped=True)
 
     def _unlabeled_phase(self, r, sample, kept_idx, probs, stepper, rng, weight_sum,
-                         weight_cnt, stats, ids) -> None:
+                         weight_cnt, stats, ids, noise: torch.Generator) -> None:
         cfg = self.config
         clf = self.classifier
         module = clf.module
@@ -387,7 +436,7 @@ class LiSTTrainer:
         for step in range(1, steps + 1):
             t0 = time.perf_counter()
             idx = unl.next()
-            batch = self._batch(enc, idx)
+            batch = drop_tokens(self._batch(enc, idx), cfg.token_drop, noise)
             target = targets[idx]
             phase = "kd" if step <= kd_steps else "meta"
             extra: dict = {}
@@ -448,7 +497,14 @@ class LiSTTrainer:
     def _evaluate(self) -> dict:
         if not self.eval_examples:
             return {}
-        return self.classifier.evaluate(self.eval_examples, self.config.eval_batch_size)
+        labels = self.classifier.labels
+        unknown = sorted({ex.label for ex in self.eval_examples} - set(labels))
+        if unknown:
+            raise ValueError(f"evaluation labels {unknown} are not among the model's labels "
+                             f"{labels}")
+        probs = self.classifier.predict_encoded(self._eval_enc, self.config.eval_batch_size)
+        return classification_metrics([labels.index(ex.label) for ex in self.eval_examples],
+                                      probs.argmax(axis=1).tolist(), labels)
 
     # -- checkpoints ------------------------------------------------------------------------
     def _save_checkpoint(self, root: Path, r: int, metrics: list[dict]) -> Path:
@@ -472,6 +528,7 @@ class LiSTTrainer:
             "unlabeled_sha256": _fingerprint(self.unlabeled),
             "classifier": self.classifier.config_dict(metrics={}),
             "rng_numpy_seed": round_seed(self.config.seed, r + 1),
+            "last_pseudo_labels": self._last_labels,
         }
         (tmp / TRAINER_STATE_NAME).write_text(json.dumps(_json_safe(info), indent=2,
                                                          sort_keys=True))
@@ -509,6 +566,7 @@ class LiSTTrainer:
         if "rng.torch" in state:
             torch.set_rng_state(state["rng.torch"])
         self.meta_stats = list(info.get("meta_stats", []))
+        self._last_labels = {int(k): int(v) for k, v in info.get("last_pseudo_labels", {}).items()}
         return int(info["round"]), list(info.get("metrics", []))
 
 
