@@ -429,7 +429,8 @@ class LiSTTrainer:
         module = clf.module
         enc = [self._unl_enc[sample[i]] for i in kept_idx]  # positions into `kept_idx`
         targets = torch.from_numpy(probs[kept_idx]).float().to(clf.device)
-        unl = BatchStream(len(enc), cfg.unlabeled_batch_size, rng)
+        unl = BatchStream(len(enc), cfg.unlabeled_batch_size, rng,
+                          lengths=[len(e.input_ids) for e in enc])
         meta = BatchStream(len(self._lab_enc), cfg.meta_batch_size, rng)
         kd_steps = cfg.kd_steps
         steps = cfg.unlabeled_steps
