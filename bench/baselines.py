@@ -107,13 +107,16 @@ class RoundScorer(Callback):
 
     def __init__(self, classifier, test) -> None:
         self.classifier, self.test = classifier, test
+        self.encoded = None  # the test set, tokenised and through the frozen layers once
         self.accuracy: list[float] = []
         self.seconds = 0.0
 
     def on_round_end(self, round: int, checkpoint) -> None:  # noqa: A002 - the engine's name
         t0 = time.perf_counter()
         clf = self.classifier
-        probs = clf.predict_proba([e.text for e in self.test])
+        if self.encoded is None:
+            self.encoded = clf.cache_frozen(clf.encode([e.text for e in self.test]))
+        probs = clf.predict_encoded(self.encoded)
         pred = [clf.labels[i] for i in np.asarray(probs).argmax(axis=1)]
         self.accuracy.append(_metrics([e.label for e in self.test], pred, clf.labels)["accuracy"])
         self.seconds += time.perf_counter() - t0

@@ -104,7 +104,8 @@ class LiSTConfig:
     student_lr: float = field(default=1e-4, metadata={"help": "student learning rate"})
     rounds: int = field(default=6, metadata={"help": "self-training rounds"})
     unlabeled_sample_size: int | None = field(
-        default=None, metadata={"help": "unlabelled texts pseudo-labelled per round; None = all"}
+        default=None, metadata={"help": "unlabelled texts used: one random sample of the pool, "
+                                "pseudo-labelled in every round; None = all"}
     )
     unlabeled_steps: int = field(default=1000, metadata={"help": "student steps on pseudo-labels"})
     kd_warmup_fraction: float = field(
@@ -150,6 +151,10 @@ class LiSTConfig:
     student_init: str = field(
         default="fresh", metadata={"help": "the student starts from fresh adapters and head "
                                    "(fresh, the paper) or continues from its teacher (teacher)"})
+    student_lr_scale: float = field(
+        default=1.0, metadata={"help": "the students' learning rate is the teacher's (chosen "
+                               "or given) times this: a student learns from many more, noisier "
+                               "examples than its teacher"})
     neighbour_weight: float = field(
         default=0.0, metadata={"help": "share of a pseudo-label taken from its nearest "
                                "neighbours in the frozen encoder's embedding space (0 = off)"})
@@ -216,6 +221,8 @@ class LiSTConfig:
                f"got {self.best_round_metric!r}")
         _check(self.student_init in STUDENT_INITS,
                f"student_init must be one of {STUDENT_INITS}, got {self.student_init!r}")
+        _check(_finite(self.student_lr_scale) and 0.01 <= self.student_lr_scale <= 100,
+               f"student_lr_scale must be in [0.01, 100], got {self.student_lr_scale!r}")
         _check(_finite(self.neighbour_weight) and 0.0 <= self.neighbour_weight <= 1.0,
                f"neighbour_weight must be in [0, 1], got {self.neighbour_weight!r}")
         _check(isinstance(self.neighbours, int) and not isinstance(self.neighbours, bool)
@@ -248,11 +255,17 @@ class LiSTConfig:
         return self.rounds if self.self_training else 0
 
     @property
+    def fold_steps(self) -> int:
+        """Steps of one cross-validation fold: a fold trains on half the labels, so half the
+        teacher's steps make the same number of passes over its data."""
+        return math.ceil(self.teacher_steps / 2)
+
+    @property
     def selection_steps(self) -> int:
         """Steps of the learning-rate cross-validation (2 folds per candidate)."""
         if not self.lr_candidates or len(self.lr_candidates) < 2:
             return 0
-        return 2 * len(self.lr_candidates) * self.teacher_steps
+        return 2 * len(self.lr_candidates) * self.fold_steps
 
     @property
     def total_steps(self) -> int:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .callbacks import Callback, CallbackList, PseudoLabelEvent, StepEvent, TrainResult
-from .config import LiSTConfig
+from .config import MAX_LR, LiSTConfig
 from .lengths import choose_max_length
 from .modeling import Encoded, PromptClassifier, classification_metrics, resolve_device
 from .prompts import Example
@@ -104,16 +104,28 @@ class LiSTTrainer:
         batch = config.eval_batch_size
         self._lab_enc = classifier.cache_frozen(classifier.encode(self.labeled), batch)
         self._lab_y = torch.tensor([classifier.labels.index(ex.label) for ex in self.labeled])
-        self._unl_enc = (classifier.cache_frozen(classifier.encode(self.unlabeled), batch)
-                         if config.active_rounds else [])
+        # The unlabelled documents this run uses: one sample of the pool, the same in every
+        # round (so a round's labels can be compared with the previous round's).
+        self._pool = self._pool_sample() if config.active_rounds else np.zeros(0, dtype=int)
+        self._unl_enc = classifier.cache_frozen(
+            classifier.encode([self.unlabeled[i] for i in self._pool]), batch)
         self._eval_enc = (classifier.cache_frozen(classifier.encode(self.eval_examples), batch)
                           if self.eval_examples else [])
-        self._unl_embeddings: np.ndarray | None = None  # frozen geometry, for the neighbours
+        self._neighbours: np.ndarray | None = None  # in the frozen encoder's geometry
         self._last_labels: dict[int, int] = {}  # pool index -> the previous round's label
         self._params = classifier.trainable_parameters()
         self.global_step = 0
         self.meta_stats: list[dict] = []
         self.selected_lr: float | None = None  # chosen by cross-validation (lr_candidates)
+
+    def _pool_sample(self) -> np.ndarray:
+        """Sorted indices of the unlabelled examples used (all, or unlabeled_sample_size of
+        them drawn from the seed alone)."""
+        pool, size = len(self.unlabeled), self.config.unlabeled_sample_size
+        if size is None or size >= pool:
+            return np.arange(pool)
+        rng = np.random.default_rng(np.random.SeedSequence([int(self.config.seed), 0, 2]))
+        return np.sort(rng.choice(pool, size=size, replace=False))
 
     def _auto_max_length(self) -> int:
         """max_length from the documents (config.max_length None): see list_engine.lengths."""
@@ -245,12 +257,10 @@ class LiSTTrainer:
             self._labeled_phase(r, "teacher", cfg.teacher_steps, lab, stepper)
             return out
         # (b) pseudo-labels from the current model (the teacher), one batched pass
-        pool = len(self._unl_enc)
-        n = pool if cfg.unlabeled_sample_size is None else min(pool, cfg.unlabeled_sample_size)
-        sample = np.sort(rng.choice(pool, size=n, replace=False))
-        teacher_probs = self.classifier.predict_encoded([self._unl_enc[i] for i in sample],
-                                                        cfg.eval_batch_size)
-        probs = self._refine(sample, teacher_probs)
+        sample = self._pool  # indices into self.unlabeled; row j of _unl_enc is sample[j]
+        n = len(sample)
+        teacher_probs = self.classifier.predict_encoded(self._unl_enc, cfg.eval_batch_size)
+        probs = self._refine(teacher_probs)
         kept = (probs.max(1) >= cfg.confidence_threshold if cfg.confidence_threshold
                 else np.ones(n, dtype=bool))
         kept &= class_balanced_keep(probs, cfg.balanced_fraction)
@@ -295,17 +305,17 @@ class LiSTTrainer:
         return out
 
     # -- pseudo-labels ----------------------------------------------------------------------
-    def _refine(self, sample: np.ndarray, teacher_probs: np.ndarray) -> np.ndarray:
+    def _refine(self, teacher_probs: np.ndarray) -> np.ndarray:
         """The student's targets: the teacher's soft labels, smoothed over neighbours in the
         frozen embedding space, then sharpened (list_engine.pseudo_labels)."""
         cfg = self.config
         probs = teacher_probs
         if cfg.neighbour_weight > 0:
-            if self._unl_embeddings is None:  # the frozen encoder: the same in every round
-                self._unl_embeddings = self.classifier.frozen_embeddings(self._unl_enc,
-                                                                         cfg.eval_batch_size)
-            neighbours = nearest_neighbours(self._unl_embeddings[sample], cfg.neighbours)
-            probs = neighbour_smooth(probs, neighbours, cfg.neighbour_weight)
+            if self._neighbours is None:  # the frozen encoder's: the same in every round
+                embeddings = self.classifier.frozen_embeddings(self._unl_enc,
+                                                               cfg.eval_batch_size)
+                self._neighbours = nearest_neighbours(embeddings, cfg.neighbours)
+            probs = neighbour_smooth(probs, self._neighbours, cfg.neighbour_weight)
         return sharpen(probs, cfg.pseudo_label_temperature)
 
     def _label_stats(self, sample: np.ndarray, teacher_probs: np.ndarray,
@@ -336,7 +346,8 @@ class LiSTTrainer:
 
     @property
     def student_lr(self) -> float:
-        return self.selected_lr or self.config.student_lr
+        return min(MAX_LR, (self.selected_lr or self.config.student_lr)
+                   * self.config.student_lr_scale)
 
     def _select_lr(self) -> dict:
         """Choose among config.lr_candidates by 2-fold cross-validation on the labelled
@@ -367,8 +378,8 @@ class LiSTTrainer:
                 stream = BatchStream(len(train), cfg.labeled_batch_size,
                                      np.random.default_rng(seed + fold))
                 try:
-                    self._labeled_phase(0, "select_lr", cfg.teacher_steps, stream,
-                                        self._stepper(lr, cfg.teacher_steps), subset=train)
+                    self._labeled_phase(0, "select_lr", cfg.fold_steps, stream,
+                                        self._stepper(lr, cfg.fold_steps), subset=train)
                 except NonFiniteLossError:  # this rate diverges here: it cannot win
                     logger.warning("learning rate %g diverged in cross-validation", lr)
                     correct = -1
@@ -427,7 +438,7 @@ class LiSTTrainer:
         cfg = self.config
         clf = self.classifier
         module = clf.module
-        enc = [self._unl_enc[sample[i]] for i in kept_idx]  # positions into `kept_idx`
+        enc = [self._unl_enc[i] for i in kept_idx]  # positions into `kept_idx`
         targets = torch.from_numpy(probs[kept_idx]).float().to(clf.device)
         unl = BatchStream(len(enc), cfg.unlabeled_batch_size, rng,
                           lengths=[len(e.input_ids) for e in enc])

@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.services import ServiceError, users
+from app.services import ServiceError, round_story, users
 from app.services.runs import model_artifact, round_metrics
 from app.services.training import data_counts
 from db.artifact_store import materialize, reachable
@@ -226,6 +226,12 @@ def model_card(session: Session, run: Run, saved: dict | None = None,
             )
     else:
         lines.append("No evaluation set was available: accuracy was not measured.")
+    story = round_story.round_lines(metrics)
+    if len(story) > 1:
+        lines += ["", "## What self-training did", *[f"- {line}" for line in story]]
+        text = round_story.verdict(metrics)
+        if text:
+            lines += ["", text]
     lines += ["", *usage_markdown({**saved, "base_model": base}, merged)]
     measured = any(m.get("accuracy") is not None for m in metrics)
     data = card_data({**saved, "base_model": base}, datasets=_hub_datasets(cfg),

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, ui
-from app.services import evaluation
+from app.services import evaluation, round_story
 from app.services import runs as run_service
 from app.services.training import format_duration
 from db.models import FINISHED_STATUSES
@@ -97,8 +97,21 @@ def _charts(s, run) -> None:
                       key=f"classes_{run.id}")
     right.plotly_chart(charts.confusion_figure(run_service.latest_confusion(s, run.id)),
                        key=f"confusion_{run.id}")
+    _rounds_view(metrics)
     if latest:
         _trust_view(run, latest, kept is not None)
+
+
+def _rounds_view(metrics: list[dict]) -> None:
+    """What each self-training round did, in words (the model card says the same)."""
+    lines = round_story.round_lines(metrics)
+    if len(lines) < 2:  # the teacher alone: no round to describe yet
+        return
+    st.subheader("What the rounds did")
+    st.markdown("\n".join(f"- {ui.md(line)}" for line in lines))
+    text = round_story.verdict(metrics)
+    if text:
+        st.caption(ui.md(text))
 
 
 def _interval_caption(col, interval, n, method: str) -> None:
