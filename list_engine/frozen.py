@@ -5,7 +5,9 @@ the first adapted layer ever changes during training: its output for a document 
 at every step of every phase (learning-rate search, teacher, pseudo-labelling, students).
 `prefix_states` computes that output once; `run_top_layers` continues from it. Together they
 give the same logits as the full forward pass (tests/engine/test_frozen_cache.py checks it to
-1e-5), at the cost of the adapted layers only.
+1e-5), at the cost of the adapted layers only. One difference is intended: the cached layers
+run once, in eval mode, so training sees them without dropout (the frozen part of the model
+is deterministic; dropout still acts in the adapted layers).
 
 Only encoders whose layers take `(hidden, attention_mask)` and add nothing between layers are
 split (the BERT family); others (MPNet's relative position bias, DistilBERT's own layer

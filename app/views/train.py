@@ -36,8 +36,9 @@ def _knobs(preset: str) -> tuple[dict, int | None]:
         "rounds": c1.number_input("Rounds", 0, 20, int(d["rounds"]), key="k_rounds",
                                   help=HELP["rounds"]),
         "unlabeled_sample_size": c2.number_input(
-            "Unlabelled sample per round", 1, 1_000_000, int(d["unlabeled_sample_size"] or 1000),
-            key="k_sample"),
+            "Unlabelled documents used", 1, 1_000_000, int(d["unlabeled_sample_size"] or 1000),
+            key="k_sample", help="One random sample of the pool, pseudo-labelled again in "
+                                 "every round (so the rounds can be compared)."),
         "teacher_steps": c3.number_input("Teacher steps", 1, 100_000, int(d["teacher_steps"]),
                                          key="k_teacher"),
         "unlabeled_steps": c4.number_input("Unlabelled steps per round", 1, 100_000,

@@ -59,7 +59,8 @@ def test_lr_chosen_by_cross_validation_and_kept_on_resume(tiny_bert_dir, labeled
                                                           tmp_path):
     config = _tiny_config(lr_candidates=[1e-2, 1e-5])
     assert config.lr_candidates == (1e-5, 1e-2)
-    assert config.total_steps == 2 * 2 * 3 + 3 + 3
+    # 2 folds x 2 candidates x ceil(3 / 2) steps (a fold has half the labels), teacher, round
+    assert config.fold_steps == 2 and config.total_steps == 2 * 2 * 2 + 3 + 3
     clf = PromptClassifier.create(str(tiny_bert_dir), TEMPLATE, WORDS, device="cpu")
     phases = []
     trainer = LiSTTrainer(clf, config, labeled, unlabeled)
@@ -68,7 +69,7 @@ def test_lr_chosen_by_cross_validation_and_kept_on_resume(tiny_bert_dir, labeled
     first = result.metrics[0]
     assert first["selected_lr"] in (1e-5, 1e-2) and trainer.selected_lr == first["selected_lr"]
     assert set(first["lr_cv_accuracy"]) == {"1e-05", "0.01"}
-    assert phases.count("select_lr") == 12 and len(phases) == config.total_steps
+    assert phases.count("select_lr") == 8 and len(phases) == config.total_steps
     again = LiSTTrainer(PromptClassifier.create(str(tiny_bert_dir), TEMPLATE, WORDS,
                                                 device="cpu"), config, labeled, unlabeled)
     again.train(resume_from=tmp_path / "round-0")

@@ -103,7 +103,9 @@ def test_student_init_teacher_continues_from_the_teacher(tiny_bert_dir, labeled,
 def test_refinement_changes_the_pseudo_labels_and_is_reported(tiny_bert_dir, labeled,
                                                                 unlabeled):
     runs = {}
-    for name, extra in {"plain": {}, "refined": {"neighbour_weight": 0.9, "neighbours": 5,
+    plain_settings = {"neighbour_weight": 0.0, "pseudo_label_temperature": 1.0,
+                      "balanced_fraction": None}
+    for name, extra in {"plain": plain_settings, "refined": {"neighbour_weight": 0.9, "neighbours": 5,
                                                  "pseudo_label_temperature": 0.3,
                                                  "balanced_fraction": 0.5}}.items():
         clf = make(tiny_bert_dir)
