@@ -99,6 +99,7 @@ def _now() -> str:
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if not math.isnan(v)]  # nan: not measured (a derived row)
     if not values:
         return math.nan, math.nan
     # One value has no spread to report (nan prints as a bare mean, not a misleading ± 0.0).
@@ -115,6 +116,12 @@ def summarize_fewshot(runs: list[dict]) -> dict[tuple[str, str, int, int], dict[
             continue
         latest[(r["data"], r["model"], r["n_labeled"], r.get("max_length") or 64, r["method"],
                 r["seed"])] = r
+        if r.get("round_accuracy"):  # the same run's teacher, scored before any round
+            teacher = {**r, "method": f"{r['method']}{TEACHER_SUFFIX}",
+                       "accuracy": r["round_accuracy"][0], "macro_f1": math.nan,
+                       "train_s": math.nan, "peak_rss_mb": None}
+            latest[(r["data"], r["model"], r["n_labeled"], r.get("max_length") or 64,
+                    teacher["method"], r["seed"])] = teacher
     groups: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for (data, model, n_lab, max_length, method, _), r in latest.items():
         groups[(data, model, n_lab, max_length)][method].append(r)
@@ -128,6 +135,7 @@ def summarize_fewshot(runs: list[dict]) -> dict[tuple[str, str, int, int], dict[
             out[key][method] = {
                 "seeds": sorted(r["seed"] for r in rs),
                 "by_seed": {r["seed"]: r["accuracy"] for r in rs},
+                "train_by_seed": {r["seed"]: r["train_s"] for r in rs},
                 "accuracy": acc, "macro_f1": f1,
                 "train_s": statistics.fmean(r["train_s"] for r in rs),
                 "peak_rss_mb": max(rss) if rss else None,
@@ -138,6 +146,9 @@ def summarize_fewshot(runs: list[dict]) -> dict[tuple[str, str, int, int], dict[
                 "wall_s": [r.get("wall_s") or 0.0 for r in rs],
             }
     return out
+
+
+TEACHER_SUFFIX = "@teacher"
 
 
 def _pct(ms: tuple[float, float]) -> str:
@@ -169,14 +180,18 @@ def _fewshot_md(data: dict) -> list[str]:
                   "| method | accuracy | macro-F1 | seeds | train s (mean) | peak RSS MB | "
                   "trainable / total params | note |",
                   "|---|---|---|---|---|---|---|---|"]
-        for name, spec in METHODS.items():
+        rows = [(name, spec.title) for name, spec in METHODS.items()]
+        rows += [(name, f"{METHODS[name[:-len(TEACHER_SUFFIX)]].title}: its own teacher "
+                        "(round 0 of the same runs)")
+                 for name in methods if name.endswith(TEACHER_SUFFIX)]
+        for name, title in rows:
             s = methods.get(name)
             if s is None:
-                lines.append(f"| {spec.title} | not run | not run | 0 | | | | |")
+                lines.append(f"| {title} | not run | not run | 0 | | | | |")
                 continue
             params = f"{_num(s['trainable_params'])} / {_num(s['total_params'])}"
             lines.append(
-                f"| {spec.title} | {_pct(s['accuracy'])} | {_pct(s['macro_f1'])} | "
+                f"| {title} | {_pct(s['accuracy'])} | {_pct(s['macro_f1'])} | "
                 f"{len(s['seeds'])} | {_num(s['train_s'], '{:.1f}')} | "
                 f"{_num(s['peak_rss_mb'])} | {params} | {s['note']} |")
         total = sum(sum(s["wall_s"]) for s in methods.values())
@@ -231,14 +246,28 @@ def _aims_fewshot(ds: str, m: dict[str, dict]) -> list[str]:
                 f"{n} seed(s){'' if n >= 5 else ', fewer than the 5 the aim asks for'}; "
                 f"{_paired_md(paired)})")
 
-    out += [cmp("list_quick", "prompt_adapters"), cmp("list_quick", "setfit")]
-    for a, b, margin in (("list_quick", "setfit", 0.02), ("list_quick", "prompt_adapters", 0.03)):
+    own = "list_quick" + TEACHER_SUFFIX
+    out += [cmp("list_quick", "prompt_adapters"), cmp("list_quick", own),
+            cmp("list_quick", "setfit")]
+    for a, b, margin in (("list_quick", "setfit", 0.03), ("list_quick", "prompt_adapters", 0.03),
+                         ("list_quick", own, 0.03)):
         if a in m and b in m:
             paired = paired_difference(m[a]["by_seed"], m[b]["by_seed"])
             if paired is not None:
                 verdict = "met" if paired["mean"] >= margin else "NOT met"
                 out.append(f"- target {a} >= {b} + {100 * margin:.0f} points on `{ds}`: "
                            f"{verdict} (paired mean {100 * paired['mean']:+.1f})")
+    if "list_quick" in m and "setfit" in m:
+        a, b = m["list_quick"].get("train_by_seed", {}), m["setfit"].get("train_by_seed", {})
+        seeds = sorted(set(a) & set(b))
+        if seeds:
+            ratios = [a[s] / b[s] for s in seeds]
+            verdict = "met" if all(r <= 1.0 for r in ratios) else "NOT met"
+            out.append(f"- target train time of list_quick <= setfit's (same machine, same "
+                       f"runs) on `{ds}`: {verdict} (list_quick / setfit per seed: "
+                       f"{', '.join(f'{r:.2f}' for r in ratios)}; means "
+                       f"{statistics.fmean(a[s] for s in seeds):.0f} s vs "
+                       f"{statistics.fmean(b[s] for s in seeds):.0f} s)")
     for abl, what in (("list_no_meta", "meta re-weighting"), ("list_no_kd", "KD warm-up"),
                       ("list_mlm_head", "the similarity head over the MLM head")):
         if "list_quick" in m and abl in m:

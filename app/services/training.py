@@ -89,8 +89,10 @@ def build_list_config(preset: str, overrides: dict | None = None, bottleneck: in
         if knobs.get(name) == 0:
             knobs[name] = None
     try:
-        if bottleneck is not None:
-            knobs["adapter"] = AdapterConfig(bottleneck=int(bottleneck))
+        if bottleneck is not None:  # the preset's other adapter settings stay
+            adapter = LiSTConfig.preset(base).adapter
+            knobs["adapter"] = AdapterConfig(**{**adapter.to_dict(),
+                                                "bottleneck": int(bottleneck)})
         config = LiSTConfig.preset(base, **knobs)
     except (TypeError, ValueError) as exc:
         raise ServiceError(f"Invalid training settings: {exc}") from exc
@@ -367,14 +369,14 @@ class ModelFacts:
 
 
 def parameter_counts(model: str, template: str, verbalizer: dict, mode: str,
-                     bottleneck: int | None = None) -> ModelFacts:
-    """Parameters, prompt head and length limit of the classifier a run would build (loads
-    the model: cache the result)."""
+                     adapter: dict | None = None) -> ModelFacts:
+    """Parameters, prompt head and length limit of the classifier a run would build with
+    the run's adapter settings (loads the model: cache the result)."""
     from list_engine import AdapterConfig, PromptClassifier
 
     clf = PromptClassifier.create(
         model=model, template=template, verbalizer=dict(verbalizer), mode=mode,
-        adapter=AdapterConfig(bottleneck=bottleneck), device="cpu",
+        adapter=AdapterConfig.from_dict(adapter), device="cpu",
     )
     trainable, total = clf.parameter_counts()
     return ModelFacts(trainable, total, clf.head, bool(clf.mlm_head_pretrained),

@@ -14,8 +14,8 @@ PROGRESS_RUN_KEY = "progress_run_id"
 
 
 @st.cache_data(max_entries=16, show_spinner="Counting the model's parameters…")
-def _parameter_counts(model: str, template: str, words: tuple, mode: str, bottleneck):
-    return training.parameter_counts(model, template, dict(words), mode, bottleneck)
+def _parameter_counts(model: str, template: str, words: tuple, mode: str, adapter: tuple):
+    return training.parameter_counts(model, template, dict(words), mode, dict(adapter))
 
 
 def _tokenizer(model: str):
@@ -228,8 +228,9 @@ def main() -> None:
         params = None
         if not tok_error and not summary.problems:
             try:
+                adapter = tuple(sorted((list_config.get("adapter") or {}).items()))
                 params = _parameter_counts(model, config.template,
-                                           tuple(config.verbalizer.items()), mode, bottleneck)
+                                           tuple(config.verbalizer.items()), mode, adapter)
             except Exception as exc:  # noqa: BLE001 - the estimate is optional
                 st.caption(f"Parameter count unavailable: {ui.md(exc)}")
         device = summary.workers[0].device if summary.workers else None

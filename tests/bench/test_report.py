@@ -67,3 +67,25 @@ def test_the_strategy_benchmark_gets_its_own_section(tmp_path):
     assert "uncertain_regions - random: +2.0 ± 1.4 points, ahead on 2 of 2 seeds" in text
     assert "uncertain_regions - random: +5.0 points, ahead on 1 of 1 seeds" in text  # bbc
     assert "random             accuracy  85.0 (one seed: no spread) (1 seeds)" in text
+
+
+def test_a_runs_own_teacher_and_the_train_time_target():
+    from bench.report import TEACHER_SUFFIX, summarize_fewshot
+
+    def run(method, seed, acc, train_s, rounds=None):
+        r = {"data": "mr", "model": "default", "n_labeled": 30, "max_length": 256,
+             "method": method, "seed": seed, "accuracy": acc, "macro_f1": acc,
+             "train_s": train_s, "peak_rss_mb": 900}
+        return {**r, "round_accuracy": rounds} if rounds else r
+
+    runs = [run("list_quick", 0, 0.74, 30.0, [0.70, 0.72, 0.74]),
+            run("list_quick", 1, 0.71, 32.0, [0.70, 0.70, 0.71]),
+            run("setfit", 0, 0.60, 25.0), run("setfit", 1, 0.66, 40.0)]
+    m = next(iter(summarize_fewshot(runs).values()))
+    assert m["list_quick" + TEACHER_SUFFIX]["by_seed"] == {0: 0.70, 1: 0.70}
+    text = "\n".join(_aims_fewshot("mr", m))
+    assert "list_quick > list_quick@teacher on `mr`: met (72.5 vs 70.0" in text
+    assert "target list_quick >= list_quick@teacher + 3 points on `mr`: NOT met (paired mean +2.5)" in text
+    assert "target list_quick >= setfit + 3 points on `mr`: met (paired mean +9.5)" in text
+    assert ("train time of list_quick <= setfit's (same machine, same runs) on `mr`: NOT met "
+            "(list_quick / setfit per seed: 1.20, 0.80") in text
