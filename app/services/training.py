@@ -45,6 +45,12 @@ CUSTOM_KNOBS = (
     "meta_reweighting",
     "confidence_threshold",  # 0 = off (None)
     "max_length",  # 0 = from the documents (None)
+    "student_init",
+    "neighbour_weight",
+    "pseudo_label_temperature",
+    "balanced_fraction",  # 0 = keep all (None)
+    "token_drop",
+    "adapter_layers",  # not a LiSTConfig field: adapters in the top N layers, 0 = every layer
     "auto_lr",  # not a LiSTConfig field: True keeps the preset's lr_candidates
     "keep_round",  # not a LiSTConfig field: one of KEEP_ROUNDS
 )
@@ -85,14 +91,16 @@ def build_list_config(preset: str, overrides: dict | None = None, bottleneck: in
         raise ServiceError(f"Unknown choice of the kept round {keep!r}: pick one of "
                            f"{', '.join(KEEP_ROUNDS)}.")
     knobs.update(KEEP_ROUNDS[keep])
-    for name in ("confidence_threshold", "max_length"):  # 0 in the form = off / automatic
+    for name in ("confidence_threshold", "max_length", "balanced_fraction"):  # 0 = off / auto
         if knobs.get(name) == 0:
             knobs[name] = None
     try:
-        if bottleneck is not None:  # the preset's other adapter settings stay
-            adapter = LiSTConfig.preset(base).adapter
-            knobs["adapter"] = AdapterConfig(**{**adapter.to_dict(),
-                                                "bottleneck": int(bottleneck)})
+        adapter = LiSTConfig.preset(base).adapter.to_dict()  # the preset's, with the user's
+        if bottleneck is not None:
+            adapter["bottleneck"] = int(bottleneck)
+        if "adapter_layers" in knobs:
+            adapter["layers"] = int(knobs.pop("adapter_layers")) or None
+        knobs["adapter"] = AdapterConfig(**adapter)
         config = LiSTConfig.preset(base, **knobs)
     except (TypeError, ValueError) as exc:
         raise ServiceError(f"Invalid training settings: {exc}") from exc
@@ -108,6 +116,8 @@ def preset_defaults(preset: str) -> dict:
     out["max_length"] = cfg.get("max_length") or 0
     out["keep_round"] = keep_round_of(cfg)
     out["bottleneck"] = (cfg.get("adapter") or {}).get("bottleneck")
+    out["adapter_layers"] = (cfg.get("adapter") or {}).get("layers") or 0
+    out["balanced_fraction"] = cfg.get("balanced_fraction") or 0.0
     return out
 
 

@@ -87,6 +87,27 @@ HELP = {
                             "the student learns from them (0 = keep all). Not measured on the "
                             "benchmark (it ran with all kept); a high threshold with a weak "
                             "teacher can leave a round with nothing to learn from.",
+    "adapter_layers": "Adapters (the small trained matrices) only in the top N layers of the "
+                      "model; the layers below are computed once per document and cached, so "
+                      "every training step pays for N layers. 0 = every layer (slowest). "
+                      "Benchmark (MR, development splits): the teacher with the top layer only "
+                      "scored as with the top two (70.0 / 69.2 vs 69.8 / 70.3 %) in a third "
+                      "of the time.",
+    "student_init": "Each round's student starts from its teacher's weights instead of fresh "
+                    "adapters (the paper). Benchmark: see 'Rounds' (tested together with the "
+                    "three switches to its right, not one by one).",
+    "neighbour_weight": "Share of each pseudo-label taken from its 10 nearest documents in the "
+                        "model's own (untrained) embedding space: a teacher's lone mistake in "
+                        "a region where it is otherwise consistent gets outvoted. Benchmark: "
+                        "see 'Rounds'. 0 = the teacher's labels as they are.",
+    "pseudo_label_temperature": "Below 1 the student learns sharper (more decided) labels "
+                                "than the teacher's. Benchmark: see 'Rounds'. 1 = as they are.",
+    "balanced_fraction": "Per class the teacher predicts, the student learns only from the most "
+                         "confident documents, the same budget for every class (share x "
+                         "documents / classes). Benchmark: see 'Rounds'. 0 = learn from all.",
+    "token_drop": "Noise on the student's input: this share of each document's words is hidden "
+                  "from it, so it must find the label from less than its teacher saw. "
+                  "Benchmark: see 'Rounds'. 0 = no noise.",
     "max_length": "Tokens read per document (0 = automatic: the 95th percentile of your "
                   "documents, capped by the model). Time grows roughly in proportion. Benchmark: on "
                   "BBC articles, 256 tokens instead of 64 took frozen-embedding logistic regression "
@@ -107,6 +128,25 @@ def _switches(knobs: dict, d: dict) -> None:
     knobs["max_length"] = c4.number_input("Max length (tokens, 0 = automatic)", 0, 4096,
                                           int(d["max_length"]), key="k_max_length",
                                           help=HELP["max_length"])
+    c1, c2, c3, c4 = st.columns(4)
+    knobs["adapter_layers"] = c1.number_input(
+        "Adapter layers (top N, 0 = every layer)", 0, 100, int(d["adapter_layers"]),
+        key="k_adapter_layers", help=HELP["adapter_layers"])
+    knobs["student_init"] = "teacher" if c2.checkbox(
+        "Student continues from its teacher", value=d["student_init"] == "teacher",
+        key="k_student_init", help=HELP["student_init"]) else "fresh"
+    knobs["neighbour_weight"] = c3.number_input(
+        "Neighbour agreement (0 = off)", 0.0, 1.0, float(d["neighbour_weight"]), step=0.1,
+        key="k_neighbours", help=HELP["neighbour_weight"])
+    knobs["pseudo_label_temperature"] = c4.number_input(
+        "Sharpening temperature (1 = off)", 0.05, 10.0, float(d["pseudo_label_temperature"]),
+        step=0.1, key="k_temperature", help=HELP["pseudo_label_temperature"])
+    knobs["balanced_fraction"] = c1.number_input(
+        "Class-balanced share (0 = keep all)", 0.0, 1.0, float(d["balanced_fraction"]),
+        step=0.1, key="k_balanced", help=HELP["balanced_fraction"])
+    knobs["token_drop"] = c2.number_input(
+        "Token drop (student noise)", 0.0, 0.9, float(d["token_drop"]), step=0.05,
+        key="k_token_drop", help=HELP["token_drop"])
 
 
 KEEP_LABELS = {

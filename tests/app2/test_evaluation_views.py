@@ -63,12 +63,19 @@ def test_train_form_has_every_switch_and_the_kept_round(db, labelled_project):
     assert at.radio(key="train_keep_round").value == "best_accuracy"
     at.radio(key="train_preset").set_value("custom").run()
     widgets = {w.key: w for kind in ("checkbox", "number_input") for w in at.get(kind)}
-    for key in ("k_kd", "k_meta", "k_threshold", "k_max_length", "k_rounds"):
+    for key in ("k_kd", "k_meta", "k_threshold", "k_max_length", "k_rounds", "k_adapter_layers",
+                "k_student_init", "k_neighbours", "k_temperature", "k_balanced", "k_token_drop"):
         assert "benchmark" in widgets[key].help.lower(), key  # what it does and what was found
     at.checkbox(key="k_kd").uncheck()
     at.checkbox(key="k_meta").uncheck()
     at.number_input(key="k_threshold").set_value(0.8)
     at.number_input(key="k_max_length").set_value(64)
+    at.number_input(key="k_adapter_layers").set_value(0)
+    at.checkbox(key="k_student_init").uncheck()
+    at.number_input(key="k_neighbours").set_value(0.0)
+    at.number_input(key="k_temperature").set_value(1.0)
+    at.number_input(key="k_balanced").set_value(0.0)
+    at.number_input(key="k_token_drop").set_value(0.2)
     at.radio(key="train_keep_round").set_value("last").run()
     assert not at.exception, at.exception
     at.button(key="start_training").click().run()
@@ -76,6 +83,10 @@ def test_train_form_has_every_switch_and_the_kept_round(db, labelled_project):
     lc = db.query(Run).filter_by(project_id=project.id).one().config["list_config"]
     assert (lc["kd_warmup"], lc["meta_reweighting"], lc["confidence_threshold"],
             lc["max_length"], lc["keep_best_round"]) == (False, False, 0.8, 64, False)
+    # the self-training switches, as typed (0 = off / every layer)
+    assert (lc["adapter"]["layers"], lc["student_init"], lc["neighbour_weight"],
+            lc["pseudo_label_temperature"], lc["balanced_fraction"], lc["token_drop"]) == (
+        None, "fresh", 0.0, 1.0, None, 0.2)
 
 
 def test_train_form_too_short_max_length_says_what_to_fix(db, labelled_project):
