@@ -157,6 +157,19 @@ def _head_lines(saved: dict | None, metrics: list[dict]) -> list[str]:
     return lines
 
 
+def _learning_rate_line(lc: dict, metrics: list[dict]) -> str:
+    """The learning rates the run used: the one chosen by cross-validation when it chose one
+    (the configured ones were then not used), else the configured ones."""
+    first = next((m["details"] for m in metrics if m["round"] == 0), {}) or {}
+    scale = float(lc.get("student_lr_scale") or 1.0)
+    teacher = first.get("selected_lr") or lc.get("teacher_lr")
+    student = first.get("selected_lr") or lc.get("student_lr")
+    if teacher is None or student is None:
+        return "- Learning rates: not recorded"
+    how = " (chosen by cross-validation)" if first.get("selected_lr") else ""
+    return f"- Learning rates used: teacher {teacher:g}{how}, students {student * scale:g}"
+
+
 def _hub_datasets(cfg: dict) -> list[str] | None:
     """Hub data set ids the run's data came from, where the run config names them."""
     names = cfg.get("datasets")
@@ -207,7 +220,7 @@ def model_card(session: Session, run: Run, saved: dict | None = None,
         f"- Seed: {lc.get('seed', '-')}",
         f"- Teacher steps: {lc.get('teacher_steps', '-')}, unlabelled steps per round: "
         f"{lc.get('unlabeled_steps', '-')}, labelled steps per round: {lc.get('labeled_steps', '-')}",
-        f"- Learning rates: teacher {lc.get('teacher_lr', '-')}, student {lc.get('student_lr', '-')}",
+        _learning_rate_line(lc, metrics),
         f"- Evaluation set: {cfg.get('eval_source', 'auto')}",
         *(environment_markdown(environment) if environment else
           [f"- Device: {run.device or '-'}", "- Environment: not recorded"]),

@@ -56,3 +56,6 @@ def test_page_and_card_tell_the_same_story(trained, trained_db):
     for line in lines + [round_story.verdict(metrics)]:
         assert line in page, line
         assert line in card, line
+    # the learning rate the run used (chosen by cross-validation), not the configured one
+    chosen = metrics[0]["details"]["selected_lr"]
+    assert f"Learning rates used: teacher {chosen:g} (chosen by cross-validation)" in card
