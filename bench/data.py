@@ -16,6 +16,7 @@ on tiny fabricated archives) and a cached ``load_*`` function that fetches with
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 import re
@@ -274,6 +275,15 @@ def test_indices(data: TaskData, split_seed: int = 0) -> np.ndarray:
     """The fixed test set (same for every seed and method)."""
     labels = np.array([e.label for e in data.examples])
     return _stratified_pick(labels, data.test_size, np.random.default_rng(split_seed))
+
+
+def rotate_words(task: TaskData) -> TaskData:
+    """The same data with every label given the next label's word (two labels: swapped), so
+    the prompt's prior points the wrong way; named `<name>-rotated` in the results."""
+    labels = list(task.words)
+    words = [task.words[label] for label in labels]
+    rotated = {label: words[(i + 1) % len(words)] for i, label in enumerate(labels)}
+    return dataclasses.replace(task, name=f"{task.name}-rotated", words=rotated)
 
 
 def make_split(data: TaskData, seed: int, n_labeled: int = 30,

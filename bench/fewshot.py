@@ -24,7 +24,7 @@ from typing import Any
 
 from bench import report
 from bench.baselines import DEFAULT_METHODS, METHODS, RunOptions, run_method
-from bench.data import LOADERS, TaskData, make_split, resolve_bench_model
+from bench.data import LOADERS, TaskData, make_split, resolve_bench_model, rotate_words
 from bench.runner import command_line, machine_info, run_isolated, utc_now, versions
 
 
@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--machine", default=None, help="machine name for the results file")
     p.add_argument("--output", type=Path, default=None,
                    help="results JSON (default bench/results/<date>-<machine>.json)")
+    p.add_argument("--rotate-words", action="store_true",
+                   help="give every label the next label's word (MR: swapped): the prior is "
+                        "wrong and the labels must win (data named <name>-rotated)")
     p.add_argument("--resume", action="store_true", help="skip runs already in --output")
     p.add_argument("--no-report", action="store_true", help="do not regenerate RESULTS.md")
     return p
@@ -186,6 +189,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     report.start_section(output, "fewshot", command_line("bench.fewshot", argv), machine,
                          versions())
     tasks = [LOADERS[n]() for n in names]
+    if args.rotate_words:
+        tasks = [rotate_words(t) for t in tasks]
     seeds = list(range(args.seed_offset, args.seed_offset + args.seeds))
     records = run_fewshot(tasks, args.model, methods, seeds, options,
                           n_labeled=args.n_labeled, max_unlabeled=args.max_unlabeled,

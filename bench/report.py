@@ -257,6 +257,14 @@ def _aims_fewshot(ds: str, m: dict[str, dict]) -> list[str]:
                 verdict = "met" if paired["mean"] >= margin else "NOT met"
                 out.append(f"- target {a} >= {b} + {100 * margin:.0f} points on `{ds}`: "
                            f"{verdict} (paired mean {100 * paired['mean']:+.1f})")
+    if ds.endswith("-rotated"):  # the label words point the wrong way: the labels must win
+        for a, b in ((own, "logreg"), ("list_quick", own)):
+            if a in m and b in m:
+                paired = paired_difference(m[a]["by_seed"], m[b]["by_seed"])
+                if paired is not None:
+                    verdict = "met" if paired["mean"] >= 0 else "NOT met"
+                    out.append(f"- target with the prior wrong, {a} >= {b} on `{ds}`: "
+                               f"{verdict} ({_paired_md(paired)})")
     if "list_quick" in m and "setfit" in m:
         a, b = m["list_quick"].get("train_by_seed", {}), m["setfit"].get("train_by_seed", {})
         seeds = sorted(set(a) & set(b))

@@ -106,3 +106,13 @@ def test_split_protocol():
     assert sum(len(i) for i in ids) == len(task.examples)
     small = data.make_split(task, 0, n_labeled=10, max_unlabeled=5, max_test=6)
     assert len(small.unlabeled) == 5 and len(small.test) == 6
+
+
+def test_rotated_words_point_every_label_at_another_word():
+    task = data.synthetic_task(n_per_class=4)
+    rotated = data.rotate_words(task)
+    labels = list(task.words)
+    assert rotated.name == f"{task.name}-rotated" and list(rotated.words) == labels
+    assert all(rotated.words[label] != task.words[label] for label in labels)
+    assert sorted(rotated.words.values()) == sorted(task.words.values())
+    assert rotated.examples is task.examples  # the same data, so the same splits
