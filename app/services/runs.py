@@ -394,6 +394,16 @@ def model_artifact(session: Session, run_id: int) -> Artifact | None:
     return queries.model_artifact(session, run_id)
 
 
+# The engine's phase names, in words (the progress bar and the ETA say these).
+PHASE_WORDS = {
+    "select_lr": "choosing the learning rate (cross-validation on your labels)",
+    "teacher": "the teacher learns from your labels",
+    "kd": "the student learns the pseudo-labels",
+    "meta": "the student learns re-weighted pseudo-labels",
+    "labeled": "the student learns from your labels",
+}
+
+
 def progress_text(run: Run | RunRow) -> str:
     """One line: where the run is (round, phase, step) for the progress bar."""
     if run.status == QUEUED:
@@ -405,7 +415,7 @@ def progress_text(run: Run | RunRow) -> str:
         else:
             parts.append(f"Round {run.current_round} of {run.total_rounds or '?'}")
     if run.phase:
-        parts.append(str(run.phase))
+        parts.append(PHASE_WORDS.get(run.phase, str(run.phase)))
     step = getattr(run, "step", None)
     total = getattr(run, "total_steps", None)
     if step is not None and total:

@@ -466,7 +466,18 @@ def work_units(cfg: dict, n_unlabelled: int, n_eval: int) -> float:
     u_cost = (ub / lb) * u_steps * (warm + (1 - warm) * meta)
     per_round = u_cost + int(cfg.get("labeled_steps", 0))
     inference = (rounds * sample + (rounds + 1) * n_eval) / (3 * lb)  # forward only, ~1/3
-    return int(cfg.get("teacher_steps", 0)) + rounds * per_round + inference
+    return (int(cfg.get("teacher_steps", 0)) + _selection_steps(cfg) + rounds * per_round
+            + inference)
+
+
+def _selection_steps(cfg: dict) -> int:
+    """Steps of the learning-rate cross-validation (the engine's own count; 0 when off)."""
+    from list_engine import LiSTConfig
+
+    try:
+        return LiSTConfig.from_dict(cfg).selection_steps
+    except (TypeError, ValueError):
+        return 0
 
 
 def seconds_per_unit_history(session: Session, model: str, device: str | None) -> float | None:

@@ -73,6 +73,9 @@ def test_cancel_a_running_run_asks_the_worker(db, labelled_project):
     r.status, r.started_at, r.progress = "running", utcnow(), 0.5
     db.commit()
     assert run_service.eta_s(db, r) is None  # no step measured yet: no guess
+    r.current_round, r.phase = 0, "select_lr"
+    assert ("Teacher (round 0) · choosing the learning rate (cross-validation on your labels)"
+            in run_service.progress_text(r))
     assert run_service.cancel_run(db, run.id).status == "cancelling"
 
 
