@@ -341,13 +341,37 @@ def letterless_share(values: pd.Series) -> float:
     return float((~values.str.contains(r"[^\W\d_]", regex=True)).mean())
 
 
+FEW_VALUES_ROWS = 20  # below this many values, "few distinct" and "short" say nothing
+SHORT_CHARS = 8
+
+
 def text_column_warning(values: pd.Series, column: str) -> str | None:
-    """A warning when the chosen text column looks like numbers or codes, not text."""
+    """A warning when the chosen text column looks like numbers, codes, a flag or a label
+    rather than the documents: no letters, a handful of distinct values, or values too short
+    to be documents."""
     share = letterless_share(values)
-    if share <= 0.5:
+    if share > 0.5:
+        return (f"The text column {column!r} looks like numbers or codes, not text: "
+                f"{share:.0%} of its values contain no letter. Pick the column that holds the "
+                "documents.")
+    return few_or_short_warning(values, column)
+
+
+def few_or_short_warning(values: pd.Series, column: str) -> str | None:
+    """The flag/label case: letters, but few distinct values or very short ones."""
+    values = values.astype(str).str.strip()
+    values = values[values.ne("")]
+    if len(values) < FEW_VALUES_ROWS:
         return None
-    return (f"The text column {column!r} looks like numbers or codes, not text: {share:.0%} "
-            "of its values contain no letter. Pick the column that holds the documents.")
+    distinct = values.nunique()
+    if distinct <= max(2, len(values) // 10):
+        return (f"The text column {column!r} has only {distinct} different values in "
+                f"{len(values):,} rows: it looks like a label or a flag, not the documents. "
+                "Pick the column that holds the text.")
+    if values.str.len().median() < SHORT_CHARS:
+        return (f"The text column {column!r} holds very short values (half of them under "
+                f"{SHORT_CHARS} characters): is it the column that holds the text?")
+    return None
 
 
 # ---------------------------------------------------------------------------- internals

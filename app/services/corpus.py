@@ -150,6 +150,7 @@ class _Tally:
     gold: int = 0
     training: int = 0
     letterless: int = 0  # imported texts without a single letter (numbers, ids)
+    short: int = 0  # imported texts under reading.SHORT_CHARS characters
     label_values: set[str] = field(default_factory=set)
     classes: dict[str, int] | None = None  # label class name -> id, for training labels
     new_class_ids: list[int] = field(default_factory=list)  # classes this import created
@@ -312,6 +313,7 @@ def _import_part(session: Session, project_id: int, batch_id: int, part: pd.Data
         session.execute(insert(Document.__table__), rows)  # core executemany: fastest
     tally.imported += len(rows)
     tally.letterless += int((~texts.iloc[positions].str.contains(r"[^\W\d_]")).sum())
+    tally.short += int(texts.iloc[positions].str.len().lt(reading.SHORT_CHARS).sum())
     if store_gold:
         tally.gold += sum(1 for i in positions if gold_list[i])
     if labels_as_training and gold_list is not None:
@@ -360,11 +362,19 @@ def _import_training_labels(session: Session, project_id: int, label_by_hash: di
 
 
 def _import_warnings(tally: _Tally, text_column: str) -> tuple[str, ...]:
+    again = ("If it is not, import again into a new project and pick the right column.")
     if tally.imported and tally.letterless * 2 > tally.imported:
         return (f"{tally.letterless:,} of the {tally.imported:,} imported documents contain no "
                 f"letter (numbers or codes?): check that {text_column!r} is the column that "
-                "holds the text. If it is not, import again into a new project and pick the "
-                "right column.",)
+                f"holds the text. {again}",)
+    read = tally.imported + tally.duplicates
+    if read >= reading.FEW_VALUES_ROWS and tally.imported <= max(2, read // 10):
+        return (f"Only {tally.imported:,} different texts in {read:,} rows: {text_column!r} "
+                f"looks like a label or a flag, not the documents. {again}",)
+    if read >= reading.FEW_VALUES_ROWS and tally.short * 2 > tally.imported:
+        return (f"{tally.short:,} of the {tally.imported:,} imported documents are under "
+                f"{reading.SHORT_CHARS} characters: check that {text_column!r} is the column "
+                f"that holds the text. {again}",)
     return ()
 
 

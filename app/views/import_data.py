@@ -19,7 +19,10 @@ project = ui.require_project()
 
 if "import_report" in st.session_state:
     summary, warnings = st.session_state.pop("import_report")
-    st.success(ui.md(summary), icon=":material/check_circle:")
+    if warnings:  # imported, but maybe the wrong column: not a success to celebrate
+        st.warning(ui.md(summary), icon=":material/warning:")
+    else:
+        st.success(ui.md(summary), icon=":material/check_circle:")
     for warning in warnings:
         st.warning(ui.md(warning), icon=":material/warning:")
     with ui.session() as s:

@@ -202,8 +202,33 @@ def test_import_page_warns_about_a_numbers_column(db, project):
     at = paste(open_app("import_data"), "id,amount\n1,20.5\n2,31.0\n")
     assert "looks like numbers or codes" in texts(at.warning)
     at.button(key="do_import").click().run()
-    assert "2 documents imported" in texts(at.success)
+    assert "2 documents imported" in texts(at.warning) and not at.success  # not a success
     assert "contain no letter" in texts(at.warning)
+
+
+@pytest.mark.sqlite_only
+def test_a_flag_column_taken_as_the_text_is_not_called_a_success(db, project):
+    from tests.app.test_pages import open_app, paste, texts
+
+    rows = "\n".join(f"{i},{'y' if i % 3 else 'n'}" for i in range(50))
+    at = paste(open_app("import_data"), "id,flag\n" + rows + "\n")
+    assert at.selectbox(key="col_text").value == "flag"  # the only column with letters
+    assert "looks like a label or a flag" in texts(at.warning)
+    at.button(key="do_import").click().run()
+    assert "2 documents imported, 0 empty rows skipped, 48 duplicates skipped" in texts(
+        at.warning) and not at.success
+    assert "Only 2 different texts in 50 rows" in texts(at.warning)
+
+
+def test_short_or_few_values_warn_before_and_after_import(db, project):
+    short = pd.DataFrame({"text": [f"ok {i}" for i in range(30)]})
+    assert "very short values" in corpus.text_column_warning(short["text"], "text")
+    report = corpus.import_documents(db, project.id, short, text_column="text")
+    assert report.imported == 30 and "are under 8 characters" in report.warnings[0]
+    few = pd.Series(["yes", "no"] * 15)
+    assert "only 2 different values in 30 rows" in corpus.text_column_warning(few, "c")
+    sentences = pd.Series([f"a real sentence number {i}" for i in range(30)])
+    assert corpus.text_column_warning(sentences, "c") is None
 
 
 @pytest.mark.sqlite_only
