@@ -601,12 +601,16 @@ class PromptClassifier:
         probs = self.predict_proba(texts, batch_size)
         return [self.labels[i] for i in probs.argmax(axis=1)]
 
-    def evaluate(self, examples: list[Example], batch_size: int = 64) -> dict:
+    def evaluate(self, examples: list[Example], batch_size: int = 64,
+                 encoded: list[Encoded] | None = None) -> dict:
+        """Metrics on labelled `examples` (`encoded`: the same examples already encoded, e.g.
+        with their frozen states cached)."""
         unknown = sorted({ex.label for ex in examples} - set(self.labels))
         if unknown:
             raise ValueError(f"evaluation labels {unknown} are not among the model's labels "
                              f"{self.labels}")
-        probs = self.predict_proba(examples, batch_size)
+        probs = self.predict_encoded(encoded if encoded is not None else self.encode(examples),
+                                     batch_size)
         return classification_metrics([self.labels.index(ex.label) for ex in examples],
                                       probs.argmax(axis=1).tolist(), self.labels)
 

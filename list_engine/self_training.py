@@ -28,7 +28,7 @@ import torch
 from .callbacks import Callback, CallbackList, PseudoLabelEvent, StepEvent, TrainResult
 from .config import MAX_LR, LiSTConfig
 from .lengths import choose_max_length
-from .modeling import Encoded, PromptClassifier, classification_metrics, resolve_device
+from .modeling import Encoded, PromptClassifier, resolve_device
 from .prompts import Example
 from .pseudo_labels import (
     class_balanced_keep,
@@ -509,14 +509,8 @@ class LiSTTrainer:
     def _evaluate(self) -> dict:
         if not self.eval_examples:
             return {}
-        labels = self.classifier.labels
-        unknown = sorted({ex.label for ex in self.eval_examples} - set(labels))
-        if unknown:
-            raise ValueError(f"evaluation labels {unknown} are not among the model's labels "
-                             f"{labels}")
-        probs = self.classifier.predict_encoded(self._eval_enc, self.config.eval_batch_size)
-        return classification_metrics([labels.index(ex.label) for ex in self.eval_examples],
-                                      probs.argmax(axis=1).tolist(), labels)
+        return self.classifier.evaluate(self.eval_examples, self.config.eval_batch_size,
+                                        encoded=self._eval_enc)
 
     # -- checkpoints ------------------------------------------------------------------------
     def _save_checkpoint(self, root: Path, r: int, metrics: list[dict]) -> Path:
