@@ -81,7 +81,8 @@ def test_run_script_starts_app_and_worker_and_stops_both(tmp_path, tiny_bert_dir
         out = log_path.read_text()
         assert f"http://localhost:{port}" in out
         worker_pid = int(re.search(r"worker started \(pid (\d+)\)", out).group(1))
-        assert _alive(worker_pid)
+        app_pid = int(re.search(r"app started \(pid (\d+)\)", out).group(1))
+        assert _alive(worker_pid) and _alive(app_pid)
 
         engine = make_engine(f"sqlite:///{data_dir / 'list.db'}")
         try:
@@ -106,6 +107,7 @@ def test_run_script_starts_app_and_worker_and_stops_both(tmp_path, tiny_bert_dir
             while _group_alive(pgid) and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert not _alive(worker_pid), "worker outlived the run script"
+            assert not _alive(app_pid), "the app outlived the run script"
             assert not _group_alive(pgid), "a process of the run script is still running"
             assert "worker" in log_path.read_text() and "stopped after" in log_path.read_text()
             with Session(engine) as s:
