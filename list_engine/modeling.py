@@ -253,14 +253,18 @@ class PromptModule(nn.Module):
         # Layers below this one are frozen and may be cached (0: nothing is cached).
         self.cache_start = 0
 
+    def last_hidden(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor,
+                    hidden: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, H) last states of the encoder, from token ids or from the cached states."""
+        if hidden is None:
+            return self.mlm.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
+        return frozen.run_top_layers(self.mlm, hidden, attention_mask, self.cache_start)
+
     def forward(self, input_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, mask_pos: torch.Tensor | None = None,
                 hidden: torch.Tensor | None = None) -> torch.Tensor:
         """From token ids, or from `hidden`, the cached states entering layer `cache_start`."""
-        if hidden is None:
-            hidden = self.mlm.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
-        else:
-            hidden = frozen.run_top_layers(self.mlm, hidden, attention_mask, self.cache_start)
+        hidden = self.last_hidden(input_ids, attention_mask, hidden)
         if self.mode == "classic":  # (B, T, H) -> (B, H) first token
             return self.classifier(hidden[:, 0])
         if self.head == "similarity":
@@ -535,12 +539,8 @@ class PromptClassifier:
                 batch = self.collate(encoded[begin : begin + batch_size])
                 mask = batch["attention_mask"]
                 with self.autocast():
-                    if "hidden" in batch:
-                        h = frozen.run_top_layers(self.module.mlm, batch["hidden"], mask,
-                                                  self.module.cache_start)
-                    else:
-                        h = self.module.mlm.base_model(input_ids=batch["input_ids"],
-                                                       attention_mask=mask)[0]
+                    h = self.module.last_hidden(batch.get("input_ids"), mask,
+                                                batch.get("hidden"))
                 parts.append(F.normalize(mean_pool(h.float(), mask), dim=-1).cpu().numpy())
         self.module.train(was_training)
         return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
