@@ -30,6 +30,7 @@ def _table(rows) -> pd.DataFrame:
 
 
 CONFIRM_CANCEL = "runs_confirm_cancel"
+OPEN_PROGRESS = "runs_open_progress"  # set by the Live progress button, acted on by main()
 
 
 def _ask_cancel(run_id: int | None) -> None:
@@ -47,6 +48,23 @@ def _act(action: str, run_id: int) -> None:
         st.session_state["runs_message"] = ("error", str(exc))
     else:
         st.session_state["runs_message"] = ("ok", f"{run.title}: {action} done, now {run.status}.")
+
+
+def _open_progress(run_id: int) -> None:
+    st.session_state[PROGRESS_RUN_KEY] = run_id
+    st.session_state[OPEN_PROGRESS] = True
+
+
+def _switch_to_progress() -> None:
+    """Open Live progress if its button was pressed. Called by `main`, outside the live
+    fragment: a page switch from inside an auto-refreshing fragment could leave the browser
+    a blank page ("Bad delta path index")."""
+    if not st.session_state.pop(OPEN_PROGRESS, False):
+        return
+    try:
+        st.switch_page("views/progress.py")
+    except Exception:  # noqa: BLE001 - outside the router (tests) there is no page to switch to
+        st.info("Open the Live progress page to follow it.")
 
 
 def _run_details(s, row) -> None:
@@ -83,12 +101,9 @@ def _run_details(s, row) -> None:
                        help={"cancel": "Stop the run (a running run stops at its next step).",
                              "retry": "Run it again from scratch.",
                              "resume": "Continue after its last finished round."}[action])
-        if row.kind == "train" and cols[3].button("Live progress", key=f"open_{row.id}"):
-            st.session_state[PROGRESS_RUN_KEY] = row.id
-            try:
-                st.switch_page("views/progress.py")
-            except Exception:  # noqa: BLE001 - outside the router (tests) there is no page to switch to
-                st.info("Open the Live progress page to follow it.")
+        if row.kind == "train":
+            cols[3].button("Live progress", key=f"open_{row.id}", on_click=_open_progress,
+                           args=(row.id,))
 
 
 def runs_view(project_id: int) -> None:
@@ -120,6 +135,8 @@ def runs_view(project_id: int) -> None:
 
 @st.fragment(run_every=REFRESH_SECONDS)
 def live_runs_view(project_id: int) -> None:
+    if st.session_state.get(OPEN_PROGRESS):  # a button in this fragment: switch from main()
+        st.rerun(scope="app")
     runs_view(project_id)
 
 
@@ -171,6 +188,7 @@ def training_table(project_id: int) -> None:
 
 def main() -> None:
     project = ui.require_project()
+    _switch_to_progress()
     st.title("Runs")
     with ui.session() as s:
         active = any(not r.finished for r in run_service.list_runs(s, project.id))
