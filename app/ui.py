@@ -245,19 +245,35 @@ _HOTKEY_JS = """<script>
   w.__listHotkeys = %s;
   if (w.__listHotkeysInstalled) return;
   w.__listHotkeysInstalled = true;
+  // Fields where a key types text; everywhere else (a radio, a checkbox, a button or a
+  // slider that kept the focus after a click) the keys are ours.
+  const TEXT_TYPES = ["", "text", "search", "password", "number", "email", "url", "tel"];
+  function typesText(t) {
+    if (!t || !t.tagName) return false;
+    if (t.isContentEditable) return true;
+    const tag = t.tagName.toLowerCase();
+    if (tag === "textarea" || tag === "select") return true;
+    if (tag !== "input") return false;
+    if (t.getAttribute("role") === "combobox") return true;  // a selectbox's search field
+    return TEXT_TYPES.includes((t.getAttribute("type") || "").toLowerCase());
+  }
+  // Capture phase: we see the key before the focused control does, so an arrow on a
+  // radio moves to the next document instead of silently changing the setting.
   document.addEventListener("keydown", function (e) {
-    if (e.ctrlKey || e.altKey || e.metaKey || e.repeat) return;
+    if (e.ctrlKey || e.altKey || e.metaKey) return;
     const t = e.target;
-    const tag = (t && t.tagName || "").toLowerCase();
-    if (tag === "input" || tag === "textarea" || tag === "select" || (t && t.isContentEditable)) return;
+    if (typesText(t)) return;
     const map = w.__listHotkeys || {};
     const key = map[e.key] || map[e.key.toLowerCase()];
     if (!key) return;
+    e.preventDefault();
+    e.stopPropagation();
+    if (e.repeat) return;
+    if (t && t !== document.body && typeof t.blur === "function") t.blur();
     const el = document.querySelector(".st-key-" + key + " button");
     if (!el || el.disabled) return;
-    e.preventDefault();
     el.click();
-  });
+  }, true);
 })();
 </script>"""
 
@@ -265,7 +281,9 @@ _HOTKEY_JS = """<script>
 def hotkeys(mapping: dict[str, str]) -> None:
     """Keyboard shortcuts: key (e.g. "1", "s", "ArrowLeft") -> key of an `st.button`.
 
-    Ignored while the user types in a text field. The script is a constant; only the
+    Ignored while the user types in a text field; anywhere else (a radio or button that kept
+    the focus after a click included) a bound key is ours and never reaches the focused
+    control. The script is a constant; only the
     mapping (our own widget keys) is inserted, as JSON.
     """
     for widget_key in mapping.values():
