@@ -29,6 +29,8 @@ DOCUMENTED = {
     "LIST_DEVICE": ("auto", "`auto` (CUDA when available, else CPU), `cpu`, `cuda`, `cuda:N`."),
     "LIST_WORKER_POLL_SECONDS": ("2.0", "How often an idle worker looks for queued runs."),
     "LIST_HEARTBEAT_SECONDS": ("5.0", "How often a worker writes its heartbeat."),
+    "LIST_THREADS": ("auto", "CPU threads of a worker's task: `auto` (the cores free when it "
+                             "starts) or a number."),
     "LIST_STALE_SECONDS": ("60.0", "A worker silent this long is dead; its runs are re-queued."),
     "LIST_MAX_ATTEMPTS": ("3", "How many times a failing run is tried before it stays failed."),
     "LIST_RETRY_DELAY_SECONDS": (
@@ -58,6 +60,7 @@ class Settings:
     auth: str = "local"
     session_hours: float = 12.0
     admins: tuple[str, ...] = ()
+    threads: str = "auto"  # "auto" or a positive whole number, as text
 
     @property
     def artifacts_dir(self) -> Path:
@@ -114,7 +117,15 @@ def load_settings() -> Settings:
         auth=_auth_mode(),
         session_hours=_number("LIST_SESSION_HOURS", float),
         admins=tuple(a.strip() for a in _get("LIST_ADMINS").split(",") if a.strip()),
+        threads=_threads(),
     )
+
+
+def _threads() -> str:
+    raw = _get("LIST_THREADS").strip().lower()
+    if raw != "auto" and not (raw.isdigit() and int(raw) > 0):
+        raise ValueError(f"LIST_THREADS={raw!r} must be 'auto' or a positive whole number")
+    return raw
 
 
 def _auth_mode() -> str:

@@ -30,6 +30,7 @@ from db.session import session_factory
 from db.settings import get_settings, safe_url
 from worker.context import RunContext
 from worker.resilience import classify_failure, database_unreachable, with_database
+from worker.threads import quiet_openmp, use_free_cores
 
 log = logging.getLogger("worker")
 MAX_TASK_RESTARTS = 10  # a task cut short by a lost database is run again (from its checkpoint)
@@ -139,6 +140,7 @@ class WorkerProcess:
 
         log.info("run %d (%s, attempt %d of %d) claimed", run.id, run.kind, run.attempts,
                  run.max_attempts)
+        use_free_cores(self.settings.threads)
         ctx = RunContext(run_id=run.id, worker_id=self.worker_id, device=self.device,
                          sessions=self.sessions, shutdown=self.shutdown)
         for restart in range(MAX_TASK_RESTARTS + 1):
@@ -203,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_runs is not None and args.max_runs < 1:
         parser.error("--max-runs must be at least 1")
 
+    quiet_openmp()  # before anything loads torch
     worker = WorkerProcess(poll=args.poll, device=args.device)
     worker.install_signal_handlers()
     url = get_settings().database_url
