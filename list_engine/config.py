@@ -129,7 +129,9 @@ class LiSTConfig:
     self_training: bool = field(default=True, metadata={"help": "False = teacher only"})
     keep_best_round: bool = field(
         default=True, metadata={"help": "with an evaluation set: end on the round that scored "
-                                "best on it (ties: the later round), not blindly the last"})
+                                "best on it (ties: the later round) when it beats the last "
+                                "round beyond the set's noise (paired bootstrap, 95 %), "
+                                "else the last"})
     best_round_metric: str = field(
         default="accuracy", metadata={"help": "what 'best' means for keep_best_round: "
                                       "accuracy | macro_f1 (classes weigh alike)"})

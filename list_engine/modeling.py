@@ -602,17 +602,22 @@ class PromptClassifier:
         return [self.labels[i] for i in probs.argmax(axis=1)]
 
     def evaluate(self, examples: list[Example], batch_size: int = 64,
-                 encoded: list[Encoded] | None = None) -> dict:
+                 encoded: list[Encoded] | None = None, with_predictions: bool = False) -> dict:
         """Metrics on labelled `examples` (`encoded`: the same examples already encoded, e.g.
-        with their frozen states cached)."""
+        with their frozen states cached); `with_predictions` adds "predictions", the
+        predicted class index of each example."""
         unknown = sorted({ex.label for ex in examples} - set(self.labels))
         if unknown:
             raise ValueError(f"evaluation labels {unknown} are not among the model's labels "
                              f"{self.labels}")
         probs = self.predict_encoded(encoded if encoded is not None else self.encode(examples),
                                      batch_size)
-        return classification_metrics([self.labels.index(ex.label) for ex in examples],
-                                      probs.argmax(axis=1).tolist(), self.labels)
+        pred = probs.argmax(axis=1).tolist()
+        out = classification_metrics([self.labels.index(ex.label) for ex in examples], pred,
+                                     self.labels)
+        if with_predictions:
+            out["predictions"] = pred
+        return out
 
     # -- save / load ------------------------------------------------------------------------
     def config_dict(self, metrics: dict | None = None) -> dict[str, Any]:

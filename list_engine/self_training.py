@@ -38,6 +38,7 @@ from .pseudo_labels import (
     sharpen,
 )
 from .reweighting import directional_derivative, labeled_gradient, normalize_weights
+from .round_choice import clearly_better
 from .training import (
     BatchStream,
     NonFiniteLossError,
@@ -212,7 +213,8 @@ class LiSTTrainer:
                          checkpoint_dir) -> int:
         """With an evaluation set, a round that made things worse is not what the user gets:
         load the round with the best evaluation score (config.best_round_metric; ties: the
-        later one). Without one, the last round (nothing measured to choose by)."""
+        later one) when it beats the last round beyond the evaluation's noise. Otherwise,
+        and without an evaluation set, the last round."""
         key = self.config.best_round_metric
         last = metrics[-1]["round"]
         scored = [m for m in metrics if m.get(key) is not None]
@@ -220,6 +222,12 @@ class LiSTTrainer:
             return last
         best = max(scored, key=lambda m: (m[key], m["round"]))["round"]
         if best == last:
+            return last
+        if not self._clearly_better(next(m for m in scored if m["round"] == best),
+                                    metrics[-1]):
+            logger.info("round %d scored best by %s but not beyond the noise of %d evaluation "
+                        "examples; keeping the last round %d", best, key,
+                        len(self.eval_examples), last)
             return last
         # Rounds finished before a resume are not in memory: read their checkpoint.
         state = states.get(best) or self._checkpoint_state(checkpoint_dir, best)
@@ -232,6 +240,16 @@ class LiSTTrainer:
                     "(%.4f)", best, key, next(m[key] for m in scored if m["round"] == best),
                     last, metrics[-1].get(key) or float("nan"))
         return best
+
+    def _clearly_better(self, earlier: dict, last: dict) -> bool:
+        """Whether `earlier` beats the last round beyond the evaluation set's noise (their
+        per-example predictions compared, list_engine.round_choice); False without them."""
+        a, b = earlier.get("eval_pred"), last.get("eval_pred")
+        if a is None or b is None:
+            return False
+        labels = self.classifier.labels
+        gold = [labels.index(ex.label) for ex in self.eval_examples]
+        return clearly_better(gold, a, b, len(labels), self.config.best_round_metric)
 
     @staticmethod
     def _checkpoint_state(checkpoint_dir, r: int) -> dict | None:
@@ -509,8 +527,10 @@ class LiSTTrainer:
     def _evaluate(self) -> dict:
         if not self.eval_examples:
             return {}
-        return self.classifier.evaluate(self.eval_examples, self.config.eval_batch_size,
-                                        encoded=self._eval_enc)
+        out = self.classifier.evaluate(self.eval_examples, self.config.eval_batch_size,
+                                       encoded=self._eval_enc, with_predictions=True)
+        out["eval_pred"] = out.pop("predictions")  # what _keep_best_round compares rounds by
+        return out
 
     # -- checkpoints ------------------------------------------------------------------------
     def _save_checkpoint(self, root: Path, r: int, metrics: list[dict]) -> Path:

@@ -218,6 +218,15 @@ def kept_round_text(metrics: list[dict], list_config: dict) -> str | None:
     score = kept.get("accuracy" if policy == "accuracy" else "macro_f1")
     shown = f" ({100 * score:.1f} % on {n} evaluation examples)" if score is not None and n else ""
     if kept["round"] == last:
+        key = "accuracy" if policy == "accuracy" else "macro_f1"
+        higher = [m for m in metrics if m.get(key) is not None and score is not None
+                  and m[key] > score]
+        if higher:  # the engine keeps an earlier round only when it is clearly better
+            top = max(higher, key=lambda m: m[key])
+            return (f"This model is the last round ({name}){shown}. "
+                    f"{round_name(top['round']).capitalize()} scored higher "
+                    f"({100 * top[key]:.1f} %), but on {n} evaluation examples that difference "
+                    "is within the noise of the evaluation, so the run kept its last round.")
         return (f"This model is the last round ({name}), which also scored best by "
                 f"{policy}{shown}.")
     return (f"This model is {name}, the best round by {policy}{shown}; the last round "

@@ -109,6 +109,11 @@ def test_kept_round_text_says_which_round_and_why():
     last = [m(0, 0.5, 0.4), m(1, 0.6, 0.5, kept=True)]
     assert "as chosen" in ev.kept_round_text(last, {"keep_best_round": False})
     assert "also scored best" in ev.kept_round_text(last, {})
+    # An earlier round scored higher but not clearly: the run kept its last round, and says so.
+    noisy = [m(0, 0.6, 0.5), m(1, 0.55, 0.5, kept=True)]
+    text = ev.kept_round_text(noisy, {})
+    assert text.startswith("This model is the last round (round 1) (55.0 % on 40")
+    assert "The teacher, round 0 scored higher (60.0 %)" in text and "within the noise" in text
     unmeasured = [m(0, None, None), m(1, None, None)]
     assert "no evaluation set to choose by" in ev.kept_round_text(unmeasured, {})
     assert ev.kept_round_text([], {}) is None

@@ -190,28 +190,51 @@ def test_best_round_is_kept_not_blindly_the_last(tiny_bert_dir, labeled, unlabel
     result = trainer.train()
     accs = [m["accuracy"] for m in result.metrics]
     best = max(range(len(accs)), key=lambda r: (accs[r], r))
-    assert result.selected_round == best == clf.metrics["selected_round"]
-    assert clf.evaluate(labeled)["accuracy"] == accs[best]
-    # The policy itself, on two known states: round 1 scored worse, so round 0 comes back.
+    clear = trainer._clearly_better(result.metrics[best], result.metrics[-1])
+    kept = best if clear else len(accs) - 1
+    assert result.selected_round == kept == clf.metrics["selected_round"]
+    assert clf.evaluate(labeled)["accuracy"] == accs[kept]
+    assert all(len(m["eval_pred"]) == len(labeled) for m in result.metrics)
+    # The policy itself, on two known states and known per-example predictions (the
+    # evaluation set is `labeled`): round 0 right on every example, round 1 on half.
+    gold = [clf.labels.index(ex.label) for ex in labeled]
+    n = len(gold)
+    right = list(gold)
+    half = [g if i % 2 else 1 - g for i, g in enumerate(gold)]
     s0 = clf.trainable_state()
     s1 = {k: v + 0.1 for k, v in s0.items()}
     clf.load_trainable_state(s1)
-    picked = trainer._keep_best_round([{"round": 0, "accuracy": 0.9},
-                                       {"round": 1, "accuracy": 0.5}], {0: s0, 1: s1}, None)
+    picked = trainer._keep_best_round([{"round": 0, "accuracy": 1.0, "eval_pred": right},
+                                       {"round": 1, "accuracy": 0.5, "eval_pred": half}],
+                                      {0: s0, 1: s1}, None)
     assert picked == 0
     assert all(np.array_equal(v, s0[k]) for k, v in clf.trainable_state().items())
+    # Better by one example is noise: the last round stays (so do scores without
+    # per-example predictions, which cannot be compared).
+    one_off = list(right)
+    one_off[0] = 1 - one_off[0]
+    assert trainer._keep_best_round([{"round": 0, "accuracy": 1.0, "eval_pred": right},
+                                     {"round": 1, "accuracy": 1 - 1 / n, "eval_pred": one_off}],
+                                    {0: s0, 1: s1}, None) == 1
+    assert trainer._keep_best_round([{"round": 0, "accuracy": 0.9},
+                                     {"round": 1, "accuracy": 0.5}], {0: s0, 1: s1}, None) == 1
     # A tie goes to the later round; without evaluation the last round stays.
     assert trainer._keep_best_round([{"round": 0, "accuracy": 0.5},
                                      {"round": 1, "accuracy": 0.5}], {0: s0, 1: s1}, None) == 1
     assert trainer._keep_best_round([{"round": 0}, {"round": 1}], {0: s0, 1: s1}, None) == 1
-    off = LiSTTrainer(clf, tiny_config(rounds=1, keep_best_round=False), labeled, unlabeled)
-    assert off._keep_best_round([{"round": 0, "accuracy": 0.9}, {"round": 1, "accuracy": 0.5}],
+    off = LiSTTrainer(clf, tiny_config(rounds=1, keep_best_round=False), labeled, unlabeled,
+                      eval=labeled)
+    assert off._keep_best_round([{"round": 0, "accuracy": 1.0, "eval_pred": right},
+                                 {"round": 1, "accuracy": 0.5, "eval_pred": half}],
                                 {0: s0, 1: s1}, None) == 1
-    # By macro-F1 when asked: round 1 is more accurate but round 0 treats the classes better.
+    # By macro-F1 when asked: round 1 predicts one class for everything (accuracy 1/2 of a
+    # balanced set, macro-F1 1/3); round 0 gets each class right (macro-F1 1).
     by_f1 = LiSTTrainer(clf, tiny_config(rounds=1, best_round_metric="macro_f1"), labeled,
-                        unlabeled)
-    assert by_f1._keep_best_round([{"round": 0, "accuracy": 0.8, "macro_f1": 0.7},
-                                   {"round": 1, "accuracy": 0.9, "macro_f1": 0.5}],
+                        unlabeled, eval=labeled)
+    assert by_f1._keep_best_round([{"round": 0, "accuracy": 1.0, "macro_f1": 1.0,
+                                    "eval_pred": right},
+                                   {"round": 1, "accuracy": 0.5, "macro_f1": 0.33,
+                                    "eval_pred": [0] * n}],
                                   {0: s0, 1: s1}, None) == 0
     with pytest.raises(ValueError, match="best_round_metric must be one of"):
         tiny_config(best_round_metric="loss")
