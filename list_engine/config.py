@@ -21,6 +21,7 @@ MODES = ("prompt", "classic", "full")
 META_METHODS = ("central", "forward", "jvp")
 ZERO_WEIGHT_POLICIES = ("skip", "uniform")
 STUDENT_INITS = ("fresh", "teacher")
+LABEL_INITS = ("words", "auto")
 BEST_ROUND_METRICS = ("accuracy", "macro_f1")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 
@@ -169,6 +170,11 @@ class LiSTConfig:
     token_drop: float = field(
         default=0.0, metadata={"help": "student input noise: share of each pseudo-labelled "
                                "document's tokens hidden from the student (0 = none)"})
+    label_init: str = field(
+        default="words", metadata={"help": "similarity head: the classes start from their "
+                                   "label words (words) or, when the labelled examples' class "
+                                   "means classify them better than the words do, from the "
+                                   "means (auto; list_engine.label_prior)"})
 
     def __post_init__(self) -> None:
         if isinstance(self.adapter, dict):
@@ -221,6 +227,8 @@ class LiSTConfig:
         _check(self.best_round_metric in BEST_ROUND_METRICS,
                f"best_round_metric must be one of {BEST_ROUND_METRICS}, "
                f"got {self.best_round_metric!r}")
+        _check(self.label_init in LABEL_INITS,
+               f"label_init must be one of {LABEL_INITS}, got {self.label_init!r}")
         _check(self.student_init in STUDENT_INITS,
                f"student_init must be one of {STUDENT_INITS}, got {self.student_init!r}")
         _check(_finite(self.student_lr_scale) and 0.01 <= self.student_lr_scale <= 100,

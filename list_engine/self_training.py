@@ -27,6 +27,7 @@ import torch
 
 from .callbacks import Callback, CallbackList, PseudoLabelEvent, StepEvent, TrainResult
 from .config import MAX_LR, LiSTConfig
+from .label_prior import check_label_prior
 from .lengths import choose_max_length
 from .modeling import Encoded, PromptClassifier, resolve_device
 from .prompts import Example
@@ -105,6 +106,7 @@ class LiSTTrainer:
         batch = config.eval_batch_size
         self._lab_enc = classifier.cache_frozen(classifier.encode(self.labeled), batch)
         self._lab_y = torch.tensor([classifier.labels.index(ex.label) for ex in self.labeled])
+        self.label_prior = self._check_label_prior() if config.label_init == "auto" else None
         # The unlabelled documents this run uses: one sample of the pool, the same in every
         # round (so a round's labels can be compared with the previous round's).
         self._pool = self._pool_sample() if config.active_rounds else np.zeros(0, dtype=int)
@@ -118,6 +120,29 @@ class LiSTTrainer:
         self.global_step = 0
         self.meta_stats: list[dict] = []
         self.selected_lr: float | None = None  # chosen by cross-validation (lr_candidates)
+
+    def _check_label_prior(self) -> dict | None:
+        """Similarity head: start the classes from the labelled examples' class means when
+        those classify the labelled examples better than the label words do (a fresh model,
+        before any training: the same decision on a resume)."""
+        clf = self.classifier
+        if clf.head != "similarity":
+            return None
+        key = next(k for k in clf._init_state if k.endswith("label_embeddings"))
+        embeddings = clf.frozen_embeddings(self._lab_enc, self.config.eval_batch_size)
+        check = check_label_prior(clf._init_state[key].float().cpu().numpy(), embeddings,
+                                  self._lab_y.numpy())
+        means = check.pop("class_means")
+        if check["use_examples"]:
+            init = clf._init_state[key]
+            clf._init_state[key] = torch.as_tensor(means, dtype=init.dtype)
+            with torch.no_grad():
+                clf.trainable_parameters()[key].copy_(clf._init_state[key])
+        logger.info("label prior: words %.3f, labelled examples' means %.3f (leave-one-out) on "
+                    "the labelled examples: the classes start from the %s", check["words_accuracy"],
+                    check["examples_accuracy"],
+                    "means" if check["use_examples"] else "label words")
+        return check
 
     def _pool_sample(self) -> np.ndarray:
         """Sorted indices of the unlabelled examples used (all, or unlabeled_sample_size of
@@ -269,6 +294,8 @@ class LiSTTrainer:
         if r == 0:
             out = self._select_lr() if cfg.lr_candidates else {}
             out.update(head=self.classifier.head, max_length=self.classifier.max_length)
+            if self.label_prior is not None:
+                out["label_prior"] = dict(self.label_prior)
             self.classifier.reset_trainable(gen)
             stepper = self._stepper(self.teacher_lr, cfg.teacher_steps)
             lab = BatchStream(len(self._lab_enc), cfg.labeled_batch_size, rng)
