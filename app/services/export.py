@@ -122,7 +122,9 @@ def _data_lines(data: dict | None, counts) -> list[str]:
             f"- Training labels: {sum(per_class.values())} "
             f"({', '.join(f'{k}: {v}' for k, v in per_class.items())})",
             f"- Held-out labels (evaluation): {data.get('held_out', 0)}",
-            f"- Unlabelled documents: {data.get('unlabelled', 0)}",
+            f"- Unlabelled documents: {data.get('unlabelled', 0)}"
+            + (f" (the self-training pool; {data['set_aside']} more with gold labels set aside "
+               "for evaluation)" if data.get("set_aside") else ""),
             f"- Documents with gold labels: {data.get('gold', 0)}",
             f"- Evaluation examples: {data.get('evaluation', 0)}",
         ]

@@ -631,7 +631,10 @@ def start_training(session: Session, project_id: int, prompt_config_id: int, *,
         "data": {
             "train_per_class": summary.counts.train_per_class,
             "held_out": summary.counts.held_out_total,
-            "unlabelled": summary.counts.unlabelled,
+            # the self-training pool, as the Train page shows it: the unlabelled documents
+            # less the gold ones set aside for evaluation
+            "unlabelled": summary.counts.unlabelled - summary.evaluation.reserved,
+            "set_aside": summary.evaluation.reserved,
             "gold": summary.counts.gold,
             "evaluation": summary.evaluation.size,
         },

@@ -83,7 +83,8 @@ def test_export_zip_reloads_with_the_same_predictions(trained, trained_db, tmp_p
         card = zf.read(f"run-{run_id}/README.md").decode()
     for needle in ("Base model", "{text} It was {mask}.", "`positive` -> `great`", "Seed: 7",
                    "| teacher (0) |", "Training labels: 6", "from_pretrained",
-                   "Data (when the run started)", "Unlabelled documents: 18",
+                   "Data (when the run started)",
+                   "Unlabelled documents: 15 (the self-training pool; 3 more with gold labels",
                    "Prompt head: MLM head", "Max length: ", "chosen by 2-fold"):
         assert needle in card, needle
     folder = export_service.unpack(result.path, tmp_path / "unzipped")

@@ -78,6 +78,23 @@ def test_refuses_when_no_unlabelled_documents(db, labelled_project):
     assert any("unlabelled documents" in p for p in summary.problems)
 
 
+def test_the_card_counts_the_pool_the_train_page_shows(db, labelled_project):
+    """The Train page's "Unlabelled pool" (the unlabelled documents less the gold ones set
+    aside for evaluation) is what the run records and the model card prints."""
+    from app.services.export import _data_lines
+
+    project, config = labelled_project
+    summary = training.training_summary(db, project.id, config.id)
+    pool = summary.counts.unlabelled - summary.evaluation.reserved
+    assert (pool, summary.evaluation.reserved) == (15, 3)
+    run = training.start_training(db, project.id, config.id)
+    data = run.config["data"]
+    assert (data["unlabelled"], data["set_aside"]) == (15, 3)
+    card = "\n".join(_data_lines(data, training.data_counts(db, project.id)))
+    assert ("Unlabelled documents: 15 (the self-training pool; 3 more with gold labels set "
+            "aside for evaluation)") in card
+
+
 def test_hold_out_and_release(db, labelled_project):
     project, _ = labelled_project
     moved = training.hold_out_labels(db, project.id, per_class=2, keep_train=2)
