@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.services import ServiceError, round_story, users
-from app.services.runs import model_artifact, round_metrics
+from app.services.runs import model_artifact, pseudo_label_accuracy, round_metrics
 from app.services.training import data_counts
 from db.artifact_store import materialize, reachable
 from db.models import OWNER, SUCCEEDED, Artifact, Project, Run
@@ -233,11 +233,13 @@ def model_card(session: Session, run: Run, saved: dict | None = None,
     ]
     if metrics:
         lines += ["| round | accuracy | macro-F1 | pseudo-label accuracy |", "|---|---|---|---|"]
+        # the Live progress page's figures: the worker's, else counted from the pseudo-labels
+        pseudo = {p["round"]: p["accuracy"] for p in pseudo_label_accuracy(session, run.id)}
         for m in metrics:
             name = "teacher (0)" if m["round"] == 0 else str(m["round"])
             lines.append(
                 f"| {name} | {_fmt(m['accuracy'])} | {_fmt(m['macro_f1'])} | "
-                f"{_fmt(m['pseudo_label_accuracy'])} |"
+                f"{_fmt(pseudo.get(m['round']))} |"
             )
     else:
         lines.append("No evaluation set was available: accuracy was not measured.")

@@ -96,6 +96,22 @@ def test_export_zip_reloads_with_the_same_predictions(trained, trained_db, tmp_p
                                atol=1e-6)
 
 
+def test_card_pseudo_label_accuracy_is_the_pages(trained, trained_db):
+    """The card's pseudo-label column shows the figures the Live progress page charts."""
+    from app.services import runs as run_service
+    from db.models import Run
+
+    s, run_id = trained_db, trained.run_id
+    page = {p["round"]: p["accuracy"] for p in run_service.pseudo_label_accuracy(s, run_id)}
+    assert any(v is not None for k, v in page.items() if k > 0)  # the pool has gold labels
+    card = export_service.model_card(s, s.get(Run, run_id))
+    for m in run_service.round_metrics(s, run_id):
+        name = "teacher (0)" if m["round"] == 0 else str(m["round"])
+        row = next(line for line in card.splitlines() if line.startswith(f"| {name} |"))
+        shown = page.get(m["round"])
+        assert row.rstrip(" |").endswith("-" if shown is None else f"{100 * shown:.1f} %"), row
+
+
 def test_export_matches_the_in_memory_classifier(db, labelled_project, tmp_path):
     """Round trip against the classifier as it was in memory (not a reload of the same
     files): the exported folder gives the same probabilities for the same label names."""
