@@ -160,7 +160,3 @@ def _oidc_screen() -> None:
     else:
         ui.error("This account is disabled: ask an administrator.")
     st.button("Sign out", key="auth_sign_out_bad", on_click=st.logout)
-
-
-def current_user_id() -> int | None:
-    return st.session_state.get(USER_STATE)

@@ -109,14 +109,6 @@ def _on_pick() -> None:
     st.session_state[PROJECT_KEY] = st.session_state[PICKER_KEY]
 
 
-def current_project() -> Project | None:
-    project_id = st.session_state.get(PROJECT_KEY)
-    if project_id is None:
-        return None
-    with session() as s:
-        return project_service.get_project(s, project_id)
-
-
 def project_sidebar() -> Project | None:
     """The project picker: switch, create, rename, delete (with confirmation). Every page
     calls it first (directly or through `require_project`), so each page script is

@@ -35,7 +35,6 @@ class Base(DeclarativeBase):
 QUEUED, RUNNING, CANCELLING, CANCELLED, FAILED, SUCCEEDED = (
     "queued", "running", "cancelling", "cancelled", "failed", "succeeded",
 )
-RUN_STATUSES = (QUEUED, RUNNING, CANCELLING, CANCELLED, FAILED, SUCCEEDED)
 FINISHED_STATUSES = (CANCELLED, FAILED, SUCCEEDED)
 
 # Label sources.

@@ -110,14 +110,6 @@ def _pct(x: float) -> str:
     return f"{100 * x:.0f}"
 
 
-def accuracy_text(accuracy: float | None, n: int | None) -> str | None:
-    """'72 % (95 % interval 58-83 %, 40 examples)'."""
-    if accuracy is None or not n:
-        return None
-    lo, hi = wilson_interval(round(accuracy * n), n)
-    return f"{100 * accuracy:.1f} % (95 % interval {_pct(lo)}–{_pct(hi)} %, {n} examples)"
-
-
 def small_set_warning(n: int | None) -> str | None:
     """In plain words, when the evaluation set is too small to rank runs; None when it is
     large enough (95 % interval within +-WIDE_HALF_WIDTH at 50 % accuracy)."""

@@ -6,7 +6,6 @@ The unzipped folder reloads with `PromptClassifier.from_pretrained` or peft."""
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import tempfile
 import zipfile
@@ -74,39 +73,6 @@ def saved_config(folder: Path) -> dict:
         return read_model_dir(folder).config
     except (OSError, ValueError):
         return {}
-
-
-def label_ordered_config(config: dict) -> dict:
-    """A format-1 config (LiST's schema in adapter_config.json) with its verbalizer in class order (`labels`).
-
-    That format wrote `adapter_config.json` with sorted keys, which sorts the verbalizer's
-    label names; list_engine before 6c2620b took the class order from the verbalizer,
-    permuting `labels` against the probability columns. A no-op for folders whose verbalizer
-    is already in class order."""
-    labels, verbalizer = config.get("labels"), config.get("verbalizer")
-    if not labels or not isinstance(verbalizer, dict) or list(verbalizer) == list(labels):
-        return config
-    if set(labels) != set(verbalizer):
-        return config
-    return {**config, "verbalizer": {name: verbalizer[name] for name in labels}}
-
-
-def loadable_dir(folder: Path, scratch: Path) -> Path:
-    """`folder`, or (format-1 folders whose verbalizer is out of class order) a copy
-    in `scratch` with the order fixed (see `label_ordered_config`)."""
-    from list_engine.export import PROMPT_NAME
-
-    legacy = folder / "adapter_config.json"
-    if (folder / PROMPT_NAME).is_file() or not legacy.is_file():
-        return folder
-    config = json.loads(legacy.read_text())
-    fixed = label_ordered_config(config)
-    if fixed is config:
-        return folder
-    scratch.mkdir(parents=True, exist_ok=True)
-    shutil.copy(folder / "adapter_model.safetensors", scratch / "adapter_model.safetensors")
-    (scratch / "adapter_config.json").write_text(json.dumps(fixed, indent=2))
-    return scratch
 
 
 def _fmt(x) -> str:
@@ -283,8 +249,7 @@ def build_export(session: Session, run_id: int, *, merged: bool = False,
     tmp_zip = zip_path.with_suffix(".zip.tmp")
     files: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        folder = export_folder(loadable_dir(src, Path(tmp) / "fixed"), Path(tmp) / name,
-                               merged=merged,
+        folder = export_folder(src, Path(tmp) / name, merged=merged,
                                card=lambda saved: model_card(session, run, saved, merged))
         with zipfile.ZipFile(tmp_zip, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for f in sorted(folder.rglob("*")):
@@ -331,9 +296,3 @@ def unpack(zip_path: Path, dest: Path) -> Path:
         zf.extractall(dest)
     folders = [p for p in dest.iterdir() if p.is_dir()]
     return folders[0] if len(folders) == 1 else dest
-
-
-def copy_model_dir(session: Session, run_id: int, dest: Path) -> Path:
-    """The run's model folder copied to `dest` (for tests and the command line)."""
-    shutil.copytree(model_dir(session, run_id), dest, dirs_exist_ok=True)
-    return dest

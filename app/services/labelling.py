@@ -37,7 +37,6 @@ DEFAULT_TARGET_TOTAL = 30
 # "second": documents another annotator labelled and you have not (for agreement).
 STRATEGIES = ("random", "diverse", "keyword", "second")
 LEASE_SECONDS = 300  # how long a shown document is kept from other annotators
-HOTKEY_LABELS = 9  # keys 1-9
 
 # ---------------------------------------------------------------- label set
 

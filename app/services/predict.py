@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.services import ServiceError, users
-from app.services.export import loadable_dir, model_dir
+from app.services.export import model_dir
 from db.artifact_store import materialize
 from db.models import OWNER, Artifact, Run
 from db.settings import get_settings
@@ -23,13 +23,9 @@ MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 
 def load_classifier(path: str | Path, device: str = "cpu"):
     """The classifier saved in a model folder (cache it: loading takes seconds)."""
-    import tempfile
-
     from list_engine import PromptClassifier
 
-    with tempfile.TemporaryDirectory() as scratch:
-        folder = loadable_dir(Path(path), Path(scratch) / "model")
-        return PromptClassifier.from_pretrained(folder, device=device)
+    return PromptClassifier.from_pretrained(Path(path), device=device)
 
 
 def classifier_path(session: Session, run_id: int) -> Path:

@@ -52,11 +52,6 @@ def preset_verbalizer(preset, label_names: list[str], fallback: dict[str, str]) 
     return {name: words.get(name.lower(), fallback.get(name, "")) for name in label_names}
 
 
-def project_verbalizer(session: Session, project_id: int) -> dict[str, str]:
-    """label name -> suggested word from the label set (in label order)."""
-    return {c.name: c.verbalizer_word for c in list_label_classes(session, project_id)}
-
-
 # ---------------------------------------------------------------- validation
 
 

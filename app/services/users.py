@@ -140,19 +140,6 @@ def create_user(session: Session, username: str, password: str | None, *,
 
 
 @user_write
-def set_password(session: Session, user_id: int, password: str) -> None:
-    """Admins set anyone's password; a user may set their own."""
-    if actor_id(session) != user_id:
-        _require_admin(session)
-    _check_password_rules(password)
-    user = session.get(User, user_id)
-    if user is None:
-        raise ServiceError("That user does not exist.")
-    user.password_hash = hash_password(password)
-    session.execute(UserSession.__table__.delete().where(UserSession.user_id == user_id))
-
-
-@user_write
 def set_disabled(session: Session, user_id: int, disabled: bool = True) -> None:
     """Disable (or enable again) a user; their sign-in sessions end. Users are never deleted,
     so their name stays on the labels and runs they made."""
