@@ -48,18 +48,43 @@ def list_label_classes(session: Session, project_id: int) -> list[LabelClass]:
     ))
 
 
+MAX_LABEL_NAME = 200  # characters
+
+# Words that carry no meaning of their own: never a label word ("An awful film" -> "awful").
+# Negations are not here: for "Not spam", "spam" would say the opposite.
+STOP_WORDS = frozenset("""
+a an the of in on at to for from by with about into onto over under than as and or but nor
+so if then this that these those it its is are was were be been being am do does did has have
+had i me my we our you your he him his she her they them their what which who whom whose
+there here very just also too more most much many some any each every all both either
+neither one ones other such own same etc vs via per
+""".split())
+
+
 def suggest_word(label_name: str) -> str:
-    """A first guess at a label word: the label's first word, lower-cased."""
-    words = "".join(ch if ch.isalnum() else " " for ch in label_name).split()
-    return words[0].lower() if words else ""
+    """A first guess at a label word: the label's first content word, lower-cased (never a
+    stop word such as "an" or "the"; a name of stop words only gives its first word)."""
+    words = [w.lower() for w in "".join(ch if ch.isalnum() else " " for ch in label_name).split()]
+    content = [w for w in words if w not in STOP_WORDS and not w.isdigit()]
+    return (content or words or [""])[0]
+
+
+def label_name_problem(name: str) -> str | None:
+    """What is wrong with a label name, in words that say what to fix; None when it is fine
+    (the page shows this under the field as soon as it is typed or pasted)."""
+    name = (name or "").strip()
+    if not name:
+        return "A label needs a name."
+    if len(name) > MAX_LABEL_NAME:
+        return (f"Label names are at most {MAX_LABEL_NAME} characters; this one has "
+                f"{len(name):,}. Shorten it (the guideline can hold the rest).")
+    return None
 
 
 def _clean_label_name(session: Session, project_id: int, name: str, exclude_id=None) -> str:
     name = (name or "").strip()
-    if not name:
-        raise ServiceError("A label needs a name.")
-    if len(name) > 200:
-        raise ServiceError("A label name can have at most 200 characters.")
+    if (problem := label_name_problem(name)) is not None:
+        raise ServiceError(problem)
     stmt = select(LabelClass.id).where(
         LabelClass.project_id == project_id, func.lower(LabelClass.name) == name.lower()
     )
@@ -310,6 +335,7 @@ def balance_warning(counts: Sequence[ClassCount]) -> str | None:
         return (f"Unbalanced labels: {big} has {hi}, {small} only {lo}. Try keyword search "
                 "to find examples of the smaller classes.")
     return None
+
 
 
 # ---------------------------------------------------------------- next document

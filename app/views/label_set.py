@@ -44,6 +44,27 @@ def word_check(value: str) -> None:
                              + (f" Try: {', '.join(hints)}." if hints else "")))
 
 
+OPEN_KEY = "label_panels_open"  # ids of the label panels being edited: they stay open
+
+
+def keep_open(class_id: int) -> None:
+    """On a change or click inside a label panel (before the rerun): keep that panel open.
+    Without it, Enter or leaving a field reran the page and folded the panel shut, hiding
+    Save (a panel's folded state is lost when it is drawn anew, e.g. under a new title)."""
+    st.session_state.setdefault(OPEN_KEY, set()).add(class_id)
+
+
+def name_check(value: str) -> str | None:
+    """Under a name field: a name that is too long says so at once, with its length (the
+    field has no max_chars: the browser would drop a longer paste without a word). Returns
+    the message shown, so that a failed save does not show it twice."""
+    if len((value or "").strip()) <= label_service.MAX_LABEL_NAME:
+        return None
+    problem = label_service.label_name_problem(value)
+    ui.error(problem)
+    return problem
+
+
 WORD_HELP = ("The word the model should fill in for this label. Several words, separated by "
              "commas (great, good, excellent), are averaged: often steadier than one word.")
 
@@ -74,29 +95,35 @@ if not classes:
 elif len(classes) < 2:
     st.warning("Add at least one more label: a classifier needs two or more.")
 
+open_panels = st.session_state.get(OPEN_KEY, set())
 for i, cls in enumerate(classes):
     title = f"{i + 1}. {cls.name}  ({counts.get(cls.id, 0)} labelled)"
-    with st.expander(ui.md(title)):
-        name = st.text_input("Name", value=cls.name, key=f"lc_name_{cls.id}", max_chars=200)
+    edit = {"on_change": keep_open, "args": (cls.id,)}
+    with st.expander(ui.md(title), expanded=cls.id in open_panels):
+        name = st.text_input("Name", value=cls.name, key=f"lc_name_{cls.id}", **edit)
+        name_shown = name_check(name)
         desc = st.text_area("Guideline", value=cls.description, key=f"lc_desc_{cls.id}",
-                            height=80)
+                            height=80, **edit)
         word = st.text_input("Label word(s)", value=cls.verbalizer_word, key=f"lc_word_{cls.id}",
-                             max_chars=100, help=WORD_HELP)
+                             max_chars=100, help=WORD_HELP, **edit)
         word_check(word)
         c1, c2 = st.columns(2)
-        if c1.button("Save", key=f"lc_save_{cls.id}", type="primary"):
+        if c1.button("Save", key=f"lc_save_{cls.id}", type="primary", on_click=keep_open,
+                     args=(cls.id,)):
             try:
                 with ui.session() as s:
                     label_service.update_label_class(s, cls.id, name=name, description=desc,
                                                      verbalizer_word=word)
             except ServiceError as exc:
-                ui.error(exc)
+                if str(exc) != name_shown:
+                    ui.error(exc)
             else:
                 st.session_state["labels_flash"] = "Label saved."
                 st.rerun()
         confirm_key = f"lc_confirm_{cls.id}"
         if not st.session_state.get(confirm_key):
-            if c2.button("Delete", key=f"lc_delete_{cls.id}"):
+            if c2.button("Delete", key=f"lc_delete_{cls.id}", on_click=keep_open,
+                         args=(cls.id,)):
                 st.session_state[confirm_key] = True
                 st.rerun()
         else:
@@ -114,13 +141,15 @@ for i, cls in enumerate(classes):
                 st.rerun()
 
 st.subheader("Add a label")
-new_name = st.text_input("Name", key="new_label_name", max_chars=200)
+new_name = st.text_input("Name", key="new_label_name")
+new_name_shown = name_check(new_name)
 new_desc = st.text_area("Guideline (optional)", key="new_label_desc", height=80,
                         placeholder="What belongs in this class, and borderline cases.")
 suggested = label_service.suggest_word(new_name) if new_name else ""
 new_word = st.text_input("Label word(s) (optional)", key="new_label_word", max_chars=100,
                          placeholder=suggested or "e.g. great",
-                         help=WORD_HELP + " Left empty, the label's first word is used.")
+                         help=WORD_HELP + " Left empty, the first content word of the name is used "
+                         "(never a word such as \"an\" or \"the\").")
 word_check(new_word or suggested)
 
 
@@ -142,8 +171,9 @@ def _add_label() -> None:
 
 st.button("Add label", key="add_label", type="primary", icon=":material/add:",
           on_click=_add_label)
-if "labels_error" in st.session_state:
-    ui.error(st.session_state.pop("labels_error"))
+message = st.session_state.pop("labels_error", None)
+if message is not None and message != new_name_shown:  # not twice under the name field
+    ui.error(message)
 
 if len(classes) >= 2:
     st.divider()
