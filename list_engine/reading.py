@@ -543,6 +543,10 @@ def _delimited_chunks(lines: Iterator[str], sep: str | None, kind: str,
         )
     if rows:
         yield _frame(rows, columns, start)
+    elif not start:  # a header only: not "empty", and the user should see which header
+        shown = ", ".join(columns[:8]) + (", ..." if len(columns) > 8 else "")
+        raise ReadError(f"The file has column names ({shown}) but no data rows: add at least "
+                        "one row below the header.")
 
 
 _SEPARATOR_NAMES = {",": "a comma", ";": "a semicolon", "|": "a '|'", "\t": "a tab"}

@@ -8,7 +8,7 @@ import pytest
 
 from app.services import ServiceError
 from app.services import labelling as L
-from tests.app.test_pages import open_app, texts
+from tests.app.test_pages import open_app, paste, texts
 
 
 def _panel(at, class_id: int):
@@ -73,6 +73,20 @@ def test_a_pasted_name_over_200_characters_is_kept_and_explained(db, project):
 def test_the_service_says_the_limit_and_the_length(db, project):
     with pytest.raises(ServiceError, match="at most 200 characters; this one has 201"):
         L.add_label_class(db, project.id, "n" * 201)
+
+
+# ---------------------------------------------------------------- header-only files
+
+
+def test_a_header_only_csv_is_not_called_empty(db, project):
+    at = paste(open_app("import_data"), "text,label\n")
+    message = texts(at.error)
+    assert "column names (text, label) but no data rows" in message
+    assert "empty" not in message.lower()
+    from app.services.predict import read_upload
+
+    with pytest.raises(ServiceError, match=r"column names \(text\) but no data rows"):
+        read_upload(b"text\r\n", "predict.csv")
 
 
 # ---------------------------------------------------------------- suggested label words
