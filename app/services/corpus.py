@@ -34,6 +34,9 @@ from list_engine.reading import ReadError, Table, TableInfo
 FORMATS = reading.FORMATS
 ENCODINGS = reading.ENCODINGS
 UPLOAD_TYPES = reading.UPLOAD_TYPES
+# The one upload limit, in MB: both uploaders (max_upload_size), the words on the pages, the
+# prediction upload check, and server.maxUploadSize in .streamlit/config.toml (a test checks).
+UPLOAD_LIMIT_MB = 200
 TXT_COLUMN = reading.TXT_COLUMN
 MAX_LABEL_VALUES = 100  # more distinct "labels" than this is almost surely a text column
 CHUNK = 5_000  # rows per insert

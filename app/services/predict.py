@@ -12,13 +12,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.services import ServiceError, users
+from app.services.corpus import UPLOAD_LIMIT_MB
 from app.services.export import model_dir
 from db.artifact_store import materialize
 from db.models import OWNER, Artifact, Run
 from db.settings import get_settings
 from db.writes import retry_busy
 
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+MAX_UPLOAD_BYTES = UPLOAD_LIMIT_MB * 1024 * 1024  # Streamlit's MB: 2**20 bytes
 
 
 def load_classifier(path: str | Path, device: str = "cpu"):
@@ -53,7 +54,7 @@ def read_upload(data: bytes, filename: str) -> pd.DataFrame:
     from app.services.corpus import read_table
 
     if len(data) > MAX_UPLOAD_BYTES:
-        raise ServiceError("The file is larger than 200 MB.")
+        raise ServiceError(f"The file is larger than {UPLOAD_LIMIT_MB} MB.")
     return read_table(data, filename)
 
 

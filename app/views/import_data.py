@@ -39,7 +39,8 @@ if n_docs:
                "already has.")
 else:
     st.info("No corpus yet: import one. CSV, TSV, JSONL, JSON, TXT (one document per line) "
-            "or Parquet, up to 200 MB, or a Hugging Face `datasets` folder.",
+            f"or Parquet, up to {corpus_service.UPLOAD_LIMIT_MB} MB, or a Hugging Face "
+            "`datasets` folder.",
             icon=":material/upload_file:")
 
 if batches:
@@ -57,6 +58,7 @@ filename, split = "", None
 if source == UPLOAD:
     upload = st.file_uploader(
         "Corpus file", type=corpus_service.UPLOAD_TYPES,
+        max_upload_size=corpus_service.UPLOAD_LIMIT_MB,
         key=f"import_file_{st.session_state.get('import_nonce', 0)}",  # new key = cleared
     )
     if upload is not None:

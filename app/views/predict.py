@@ -12,7 +12,7 @@ from app.services import ServiceError, confidence, evaluation
 from app.services import export as export_service
 from app.services import predict as predict_service
 from app.services import runs as run_service
-from app.services.corpus import UPLOAD_TYPES
+from app.services.corpus import UPLOAD_LIMIT_MB, UPLOAD_TYPES
 from db.models import FINISHED_STATUSES
 
 REFRESH_SECONDS = 2.0
@@ -54,7 +54,8 @@ def _start_background(project_id: int, run_id: int) -> None:
     text_column = "text"
     upload = None
     if source == "file":
-        upload = st.file_uploader("File", type=UPLOAD_TYPES, key="predict_upload")
+        upload = st.file_uploader("File", type=UPLOAD_TYPES, key="predict_upload",
+                                  max_upload_size=UPLOAD_LIMIT_MB)
         if upload is not None:
             try:
                 df = predict_service.read_upload(upload.getvalue(), upload.name)

@@ -4,11 +4,16 @@ next step once the labels are in and once the prompt is saved."""
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import pytest
 
 from app.services import ServiceError
 from app.services import labelling as L
 from tests.app.test_pages import open_app, paste, texts
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _panel(at, class_id: int):
@@ -115,3 +120,19 @@ def test_the_label_set_page_suggests_a_content_word(db, project):
     at = open_app("label_set")
     at.text_input(key="new_label_name").input("An awful experience").run()
     assert at.text_input(key="new_label_word").placeholder == "awful"
+
+
+# ---------------------------------------------------------------- one upload limit
+
+
+def test_the_uploader_the_page_and_the_server_agree_on_the_upload_limit(db, project):
+    from app.services import predict
+    from app.services.corpus import UPLOAD_LIMIT_MB
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] == UPLOAD_LIMIT_MB
+    at = open_app("import_data")
+    assert f"up to {UPLOAD_LIMIT_MB} MB" in texts(at.info)
+    uploader = at.get("file_uploader")[0]
+    assert uploader.proto.max_upload_size_mb == UPLOAD_LIMIT_MB
+    assert predict.MAX_UPLOAD_BYTES == UPLOAD_LIMIT_MB * 2**20
