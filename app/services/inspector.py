@@ -91,6 +91,31 @@ def pseudo_label_table(session: Session, run_id: int, round_: int, filters: Filt
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+MISSING = "-"  # what the model card shows for a value that is not there
+
+
+def shown(value, fmt: str = "{}") -> str:
+    """One value as the page shows it: "-" when missing (None, NaN), yes/no for a bool."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return MISSING
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return fmt.format(value)
+
+
+def display_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The pseudo-label table as the page shows it: every cell a string, a missing value "-"
+    (the model card's mark; the grid would write "None"), numbers with fixed decimals."""
+    formats = {"confidence": "{:.3f}", "meta_weight": "{:.4f}"}
+    out = df.astype(object).copy()
+    for column in out.columns:
+        if column in ("document_id", "text"):
+            continue
+        fmt = formats.get(column, "{}")
+        out[column] = [shown(v, fmt) for v in df[column].tolist()]
+    return out
+
+
 def round_overview(session: Session, run_id: int, round_: int) -> dict:
     """Counts for the inspector header: total, with a weight, with gold, agreeing with gold."""
     rows = queries.pseudo_label_weights(session, run_id, round_)

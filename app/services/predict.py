@@ -22,6 +22,13 @@ from db.writes import retry_busy
 MAX_UPLOAD_BYTES = UPLOAD_LIMIT_MB * 1024 * 1024  # Streamlit's MB: 2**20 bytes
 
 
+def file_stem(run: Run) -> str:
+    """A run's title as a file name: "Prediction #1" -> "prediction-1", "Run #3" -> "run-3".
+    Downloads are named by what the page shows (the number), never by the database id (the
+    id stays inside the files)."""
+    return "-".join(run.title.lower().replace("#", " ").split())
+
+
 def load_classifier(path: str | Path, device: str = "cpu"):
     """The classifier saved in a model folder (cache it: loading takes seconds)."""
     from list_engine import PromptClassifier

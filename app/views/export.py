@@ -10,6 +10,7 @@ import streamlit as st
 from app import ui
 from app.services import ServiceError, evaluation
 from app.services import export as export_service
+from app.services import predict as predict_service
 from app.services import runs as run_service
 
 EXPORT_KEY = "export_zip"
@@ -68,8 +69,11 @@ def main() -> None:
     pending = st.session_state.get(EXPORT_KEY)
     if pending and pending[0] == run_id and Path(pending[1]).is_file():
         path = Path(pending[1])
-        st.success(f"Export ready: {path.name} ({path.stat().st_size / 1e6:.1f} MB).")
-        st.download_button("Download zip", data=path.read_bytes(), file_name=path.name,
+        # named by the run's title, as the page shows it (the stored zip is named by its id)
+        merged_part = "-merged" if path.stem.endswith("-merged") else ""
+        name = f"model-{predict_service.file_stem(run)}{merged_part}"
+        st.success(f"Export ready: {name}.zip ({path.stat().st_size / 1e6:.1f} MB).")
+        st.download_button("Download zip", data=path.read_bytes(), file_name=f"{name}.zip",
                            mime="application/zip", key="export_download", type="primary")
         push_form(path)
 

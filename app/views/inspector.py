@@ -45,13 +45,12 @@ def _review(df, run_id: int, round_: int, classes: list[str]) -> None:
     c1, c2, c3 = st.columns(3)
     c1.metric("Teacher's label", str(row["pseudo_label"]))
     c2.metric("Confidence", f"{100 * float(row['confidence']):.1f} %")
-    w = row["meta_weight"]
-    c3.metric("Meta weight", "-" if w is None or w != w else f"{float(w):.4f}")
+    c3.metric("Meta weight", insp.shown(row["meta_weight"], "{:.4f}"))
     st.caption("Confidence is the teacher's own probability, and prompt models tend to be "
                "over-confident: how far such numbers held on the evaluation set is in the "
                "reliability diagram on the Live progress page.")
-    if row["gold_label"] is not None:
-        st.caption(f"Gold label (import): {ui.md(row['gold_label'])}")
+    if (gold := insp.shown(row["gold_label"])) != insp.MISSING:  # a missing one may be NaN
+        st.caption(f"Gold label (import): {ui.md(gold)}")
     b1, b2, b3, b4 = st.columns([1, 2, 1, 1])
     b1.button("Accept", key="insp_accept", type="primary", on_click=_do,
               args=("accept", run_id, round_, doc_id),
@@ -123,13 +122,7 @@ def main() -> None:
         return
     _review(df, run_id, round_, classes)
     st.subheader(f"Matching pseudo-labels ({len(df)}{'+' if len(df) >= 200 else ''})")
-    st.dataframe(
-        df.drop(columns=["current_source"]), hide_index=True,
-        column_config={
-            "confidence": st.column_config.NumberColumn(format="%.3f"),
-            "meta_weight": st.column_config.NumberColumn(format="%.4f"),
-        },
-    )
+    st.dataframe(insp.display_table(df.drop(columns=["current_source"])), hide_index=True)
 
 
 main()

@@ -104,9 +104,9 @@ def _predict_runs(project_id: int) -> bool:
                 st.code(run.error, language=None)
             path = predict_service.predictions_file(s, run.id)
             if path is not None:
-                st.download_button(f"Download {run.title.lower()} (CSV)",
-                                   data=path.read_bytes(), file_name=f"predictions-run-{run.id}.csv",
-                                   mime="text/csv", key=f"dl_pred_{run.id}")
+                name = f"predictions-{predict_service.file_stem(run)}.csv"  # as titled
+                st.download_button(f"Download {run.title.lower()} (CSV)", data=path.read_bytes(),
+                                   file_name=name, mime="text/csv", key=f"dl_pred_{run.id}")
     return active
 
 
