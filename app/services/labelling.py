@@ -337,6 +337,18 @@ def balance_warning(counts: Sequence[ClassCount]) -> str | None:
     return None
 
 
+def next_step(counts: Sequence[ClassCount], target: int,
+              has_prompt: bool) -> tuple[str, str] | None:
+    """(page, link text) for the labelling page once the target is reached and every class
+    has a label: the prompt next, or training when a prompt is saved already. None before."""
+    total = sum(c.count for c in counts)
+    if len(counts) < 2 or total < target or any(c.count == 0 for c in counts):
+        return None
+    reached = f"{total} / {target} labels, the target is reached"
+    if has_prompt:
+        return ("views/train.py", f"Next: Train ({reached} and a prompt is saved)")
+    return ("views/prompt.py", f"Next: Prompt design ({reached})")
+
 
 # ---------------------------------------------------------------- next document
 

@@ -416,6 +416,8 @@ with side:
         remaining = label_service.unlabelled_count(s, pid)
     total = sum(c.count for c in counts)
     st.metric("Labelled", f"{total} / {int(target_total)}")
+    if step := label_service.next_step(counts, int(target_total), latest is not None):
+        st.page_link(step[0], label=step[1], icon=":material/arrow_forward:")
     for c in counts:
         st.progress(min(c.count / c.target, 1.0) if c.target else 1.0,
                     text=ui.md(f"{c.name}: {c.count} / {c.target}"))

@@ -195,6 +195,9 @@ if st.button(f"Save as version {next_version}", key="pr_save", type="primary",
         st.rerun()
 if "pr_flash" in st.session_state:
     st.success(st.session_state.pop("pr_flash"), icon=":material/check_circle:")
+if versions:  # a saved prompt is all training needs: say where to go next
+    st.page_link("views/train.py", icon=":material/arrow_forward:",
+                 label=f"Next: Train (a model with prompt version {versions[0].version})")
 if problems:
     st.caption("Fix the problems above to save.")
 

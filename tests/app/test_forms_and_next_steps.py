@@ -136,3 +136,49 @@ def test_the_uploader_the_page_and_the_server_agree_on_the_upload_limit(db, proj
     uploader = at.get("file_uploader")[0]
     assert uploader.proto.max_upload_size_mb == UPLOAD_LIMIT_MB
     assert predict.MAX_UPLOAD_BYTES == UPLOAD_LIMIT_MB * 2**20
+
+
+# ---------------------------------------------------------------- next steps
+
+
+def _links(at) -> list[tuple[str, str]]:
+    return [(p.proto.page, p.proto.label) for p in at.get("page_link")]
+
+
+def test_labelling_offers_the_next_step_at_the_target(db, sentiment_project):
+    pid = sentiment_project.id
+    pos, neg = L.list_label_classes(db, pid)
+    at = open_app("labelling")
+    at.number_input(key="lab_target").set_value(4).run()
+    assert not any("Next:" in label for _, label in _links(at))
+    from db.models import Document
+
+    docs = [d.id for d in db.query(Document).filter_by(project_id=pid).order_by(Document.id)]
+    for doc, cls in zip(docs[:4], [pos, pos, neg, neg], strict=True):
+        L.set_label(db, pid, doc, cls.id)
+    at.run()
+    assert not at.exception, at.exception
+    nxt = [(page, label) for page, label in _links(at) if label.startswith("Next:")]
+    assert len(nxt) == 1 and nxt[0][0] == "prompt", _links(at)
+    assert "Next: Prompt design (4 / 4 labels" in nxt[0][1]
+
+
+def test_next_step_is_training_once_a_prompt_is_saved():
+    counts = [L.ClassCount(1, "a", 15, 15), L.ClassCount(2, "b", 15, 15)]
+    assert L.next_step(counts, 30, has_prompt=False)[0] == "views/prompt.py"
+    page, label = L.next_step(counts, 30, has_prompt=True)
+    assert page == "views/train.py" and label.startswith("Next: Train")
+    assert L.next_step(counts, 31, has_prompt=False) is None  # not there yet
+    lopsided = [L.ClassCount(1, "a", 30, 15), L.ClassCount(2, "b", 0, 15)]
+    assert L.next_step(lopsided, 30, has_prompt=False) is None  # a class without labels
+
+
+def test_saving_the_prompt_offers_training_next(db, sentiment_project):
+    at = open_app("prompt")
+    assert not any(label.startswith("Next: Train") for _, label in _links(at))
+    at.selectbox(key="pr_preset").set_value("sentiment")
+    at.button(key="pr_use_preset").click().run()
+    at.button(key="pr_save").click().run()
+    assert "Saved prompt version 1" in texts(at.success)
+    nxt = [(page, label) for page, label in _links(at) if label.startswith("Next: Train")]
+    assert len(nxt) == 1 and nxt[0][0] == "train", _links(at)
