@@ -37,9 +37,9 @@ __all__ = [
 # app's import page uses) stays light: these modules import torch.
 _LAZY = {
     "LiSTTrainer": "self_training",
-    "ModelLoadError": "modeling", "PromptClassifier": "modeling", "load_tokenizer": "modeling",
+    "ModelLoadError": "loading", "PromptClassifier": "modeling", "load_tokenizer": "loading",
     "mean_pooled_embeddings": "modeling", "resolve_device": "modeling",
-    "resolve_model_path": "modeling",
+    "resolve_model_path": "loading",
 }
 
 

@@ -215,8 +215,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_folder
-    from .hub import HubError, push_to_hub
+    from .hub import HubError, export_folder, push_to_hub
 
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

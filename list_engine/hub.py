@@ -1,12 +1,17 @@
-"""Model cards with Hugging Face Hub metadata, usage snippets, and pushing a folder to the Hub."""
+"""A model folder to hand over (`export_folder`): model cards with Hugging Face Hub metadata,
+usage snippets, and pushing a folder to the Hub."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .export import DEFAULT_MODEL_HUB_ID, HEAD_NAME, PROMPT_NAME, hub_id
+from .format import FORMAT_VERSION, HEAD_NAME, PROMPT_NAME, ExportError, read_model_dir
+from .loading import DEFAULT_MODEL_HUB_ID, hub_id, hub_reachable
 
 TAGS = ["list_engine", "list", "few-shot", "prompt-based", "self-training"]
 _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
@@ -47,18 +52,6 @@ def render_card(data, body: str) -> str:
 def _base_for_snippet(config: dict[str, Any]) -> str:
     return config.get("base_model_hub_id") or hub_id(config.get("base_model", "")) or \
         config.get("base_model", "BASE_MODEL")
-
-
-def prompt_format(template: str | None, tokenizer) -> str | None:
-    """The template as a str.format pattern that gives list_engine's prompt string (BPE
-    tokenizers drop the space before the mask: the label word carries it)."""
-    if not template:
-        return None
-    from .prompts import Template, _assemble, _is_space_sensitive
-
-    t = Template(template)
-    texts = {name: "{" + name + "}" for name in t.text_fields}
-    return _assemble(t, texts, "{mask}", _is_space_sensitive(tokenizer))[0]
 
 
 def _words_markdown(words: str | list[str]) -> str:
@@ -227,13 +220,11 @@ def push_to_hub(folder: str | Path, repo_id: str, *, token: str | None = None,
                 private: bool = True) -> str:
     """Upload `folder` to the model repository `repo_id` (created if needed); returns its URL.
     Fails fast with HubError when the Hub cannot be reached."""
-    from .modeling import _hub_reachable
-
     if not _REPO_ID_RE.match(repo_id or ""):
         raise HubError(f"repository id {repo_id!r} is not of the form 'user-or-org/name'")
     if not Path(folder).is_dir():
         raise HubError(f"{folder} is not a folder")
-    if not _hub_reachable():
+    if not hub_reachable():
         raise HubError("the Hugging Face Hub cannot be reached from this machine (offline, or "
                        "HF_HUB_OFFLINE is set); the export itself is saved: push it later from "
                        "a machine with access (`python -m list_engine export --model-dir DIR "
@@ -287,3 +278,34 @@ def model_card(config: dict[str, Any], merged: bool = False, title: str | None =
         lines.append("No evaluation set was given: accuracy was not measured.")
     lines += ["", *usage_markdown(config, merged)]
     return render_card(card_data(config), "\n".join(lines) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# A folder to hand over
+# ---------------------------------------------------------------------------------------------
+def export_folder(model_dir: str | Path, out: str | Path, *, merged: bool = False,
+                  card: Callable[[dict], str] | None = None) -> Path:
+    """`model_dir` as a folder to hand over: the current format (a format-1 folder is
+    re-saved, so peft can read it), a README.md model card (`card(list_prompt)`, default
+    `model_card`) and, with `merged`, the merged model in `merged/`."""
+    from .modeling import PromptClassifier
+
+    model_dir, out = Path(model_dir), Path(out)
+    if out.resolve() == model_dir.resolve():
+        raise ExportError("the export folder must differ from the model folder")
+    saved = read_model_dir(model_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    clf = None
+    if saved.format_version < FORMAT_VERSION:
+        clf = PromptClassifier.from_pretrained(model_dir, device="cpu")
+        clf.save_pretrained(out, metrics=clf.metrics)
+    else:
+        for f in model_dir.iterdir():
+            if f.is_file() and f.name != "README.md":
+                shutil.copy2(f, out / f.name)
+    config = json.loads((out / PROMPT_NAME).read_text())
+    if merged:
+        clf = clf or PromptClassifier.from_pretrained(out, device="cpu")
+        clf.save_merged(out / "merged")
+    (out / "README.md").write_text(card(config) if card else model_card(config, merged))
+    return out

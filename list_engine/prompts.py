@@ -383,6 +383,16 @@ def _assemble(template: Template, texts: dict[str, str], mask_token: str,
     return "".join(parts), spans
 
 
+def prompt_format(template: str | None, tokenizer) -> str | None:
+    """The template as a str.format pattern that gives list_engine's prompt string (BPE
+    tokenizers drop the space before the mask: the label word carries it)."""
+    if not template:
+        return None
+    t = Template(template)
+    texts = {name: "{" + name + "}" for name in t.text_fields}
+    return _assemble(t, texts, "{mask}", _is_space_sensitive(tokenizer))[0]
+
+
 def label_descriptions(template: Template | str | None, verbalizer: Verbalizer) -> list[str]:
     """What each label word "says" for the similarity head: the template with the input removed
     and the word in the mask slot (``"{text} It was {mask}."`` + great -> ``"It was great."``),

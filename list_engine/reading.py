@@ -668,9 +668,9 @@ def _check_sizes(chunk: pd.DataFrame) -> None:
 
 
 def _require_hub(name: str) -> None:
-    from .modeling import _hub_reachable  # fast: a socket check, no retries
+    from .loading import hub_reachable  # fast: a socket check, no retries
 
-    if not _hub_reachable():
+    if not hub_reachable():
         raise ReadError(
             f"{name!r} is not a local file or folder, and the Hugging Face Hub cannot be "
             "reached from here, so it cannot be fetched as a dataset. On a machine with "

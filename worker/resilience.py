@@ -85,7 +85,7 @@ def classify_failure(exc: BaseException) -> tuple[bool, str | None]:
     be loaded, or its files cannot be written (permissions, a read-only disk); retrying
     would fail the same way, so the run fails at once and `advice` says what to fix.
     Anything else (a lost database, out of memory, a crash) is transient."""
-    from list_engine.modeling import ModelLoadError
+    from list_engine import ModelLoadError
     from worker.data import RunConfigError
 
     for e in _chain(exc):

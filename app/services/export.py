@@ -44,7 +44,7 @@ def exportable_runs(session: Session, project_id: int) -> list[Run]:
 
 
 def model_dir(session: Session, run_id: int) -> Path:
-    from list_engine.export import read_model_dir
+    from list_engine.format import read_model_dir
 
     art = model_artifact(session, run_id)
     run = session.get(Run, run_id)
@@ -67,7 +67,7 @@ def model_dir(session: Session, run_id: int) -> Path:
 
 def saved_config(folder: Path) -> dict:
     """The model's list_prompt.json (or, for format-1 folders, adapter_config.json)."""
-    from list_engine.export import read_model_dir
+    from list_engine.format import read_model_dir
 
     try:
         return read_model_dir(folder).config
@@ -235,7 +235,7 @@ def build_export(session: Session, run_id: int, *, merged: bool = False,
     """Write `exports/run-{id}[-merged].zip` under the data directory and record it as an
     artifact of kind "export". The zip holds one folder: the model (format-1 folders
     are re-saved in the current format, so peft reads every export), README.md, merged/."""
-    from list_engine.export import export_folder
+    from list_engine.hub import export_folder
 
     run = session.get(Run, run_id)
     if run is None:

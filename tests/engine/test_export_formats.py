@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 from list_engine import PromptClassifier
-from list_engine.export import ExportError, read_model_dir
+from list_engine.format import ExportError, read_model_dir
 
 from .conftest import TEMPLATE, WORDS
 

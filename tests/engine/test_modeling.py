@@ -7,8 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from list_engine import Example, PromptClassifier, mean_pooled_embeddings, resolve_model_path
-from list_engine.modeling import ModelLoadError
+from list_engine import (
+    Example,
+    ModelLoadError,
+    PromptClassifier,
+    mean_pooled_embeddings,
+    resolve_model_path,
+)
 
 from .conftest import TEMPLATE, WORDS
 

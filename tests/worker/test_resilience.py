@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from list_engine.modeling import ModelLoadError
+from list_engine import ModelLoadError
 from worker.data import RunConfigError
 from worker.resilience import classify_failure, database_unreachable, with_database
 

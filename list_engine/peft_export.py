@@ -1,28 +1,21 @@
-"""What a trained PromptClassifier leaves on disk, and how other libraries read it.
+"""The PEFT view and the merged export of a PromptClassifier (the folder format itself, file
+names and reading: list_engine.format).
 
-A model folder (format 2) holds:
-- ``list_prompt.json``: everything LiST adds to the base model (template, verbalizer, labels,
-  mode, head, max length, base model and its sha256, metrics, environment);
-- ``list_weights.safetensors``: the trainable tensors exactly as list_engine trains them;
-- the PEFT view of the same model, for ``peft`` users (prompt mode):
-  ``adapter_config.json`` + ``adapter_model.safetensors``. The LiST adapter is linear,
-  ``y + U D y`` with ``y = W x + b``, so it is exactly a LoRA on the dense layer it follows:
-  ``lora_A = D W``, ``lora_B = U``, scaling 1, and ``U D b`` as the LoRA bias (``lora_bias``).
-  MLM head: the transform goes to ``modules_to_save``; the C trained label-word rows of the
-  decoder become a rank-C LoRA on the decoder (one-hot ``lora_B``), so a plain
-  ``AutoModelForMaskedLM`` + ``PeftModel`` scores the label words exactly as list_engine does.
-  Similarity head: the LoRA goes on ``AutoModel`` (the encoder) and the head, which no
-  transformers class has, is ``list_head.safetensors``.
-Format 1 (list_engine up to commit 1c17310) wrote LiST's own schema under PEFT's file names; it still loads.
+The PEFT view of a model folder (prompt and classic mode), for ``peft`` users:
+``adapter_config.json`` + ``adapter_model.safetensors``. The LiST adapter is linear,
+``y + U D y`` with ``y = W x + b``, so it is exactly a LoRA on the dense layer it follows:
+``lora_A = D W``, ``lora_B = U``, scaling 1, and ``U D b`` as the LoRA bias (``lora_bias``).
+MLM head: the transform goes to ``modules_to_save``; the C trained label-word rows of the
+decoder become a rank-C LoRA on the decoder (one-hot ``lora_B``), so a plain
+``AutoModelForMaskedLM`` + ``PeftModel`` scores the label words exactly as list_engine does.
+Similarity head: the LoRA goes on ``AutoModel`` (the encoder) and the head, which no
+transformers class has, is ``list_head.safetensors``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
-import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,67 +24,14 @@ import torch
 from torch import nn
 
 from .adapters import adapter_modules, arch_spec
+from .format import HEAD_NAME, PEFT_WEIGHTS_NAME, PROMPT_NAME, ExportError
+from .heads import class_means
+from .loading import DEFAULT_MODEL_HUB_ID, load_masked_lm
 
 if TYPE_CHECKING:
     from .modeling import PromptClassifier
 
 logger = logging.getLogger(__name__)
-
-FORMAT_VERSION = 2
-PROMPT_NAME = "list_prompt.json"
-WEIGHTS_NAME = "list_weights.safetensors"
-PEFT_CONFIG_NAME = "adapter_config.json"
-PEFT_WEIGHTS_NAME = "adapter_model.safetensors"
-HEAD_NAME = "list_head.safetensors"
-DEFAULT_MODEL_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # what `default` packages
-_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-
-
-class ExportError(OSError):
-    """A model folder that cannot be read or written; the message says what to fix."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading a model folder (both formats)
-# ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SavedModel:
-    config: dict[str, Any]  # list_prompt.json (or the format-1 adapter_config.json)
-    weights: Path  # the trainable state in list_engine's own names
-    format_version: int
-
-
-def read_model_dir(directory: str | Path) -> SavedModel:
-    directory = Path(directory)
-    prompt_file = directory / PROMPT_NAME
-    if prompt_file.is_file():
-        config = json.loads(prompt_file.read_text())
-        if config.get("library") != "list_engine":
-            raise ExportError(f"{prompt_file} is not a list_engine model file (a merged export? "
-                              "load merged/ with transformers, see its README)")
-        weights = directory / config.get("weights", WEIGHTS_NAME)
-        version = int(config.get("format_version", FORMAT_VERSION))
-    else:
-        legacy = directory / PEFT_CONFIG_NAME
-        if not legacy.is_file():
-            raise FileNotFoundError(f"{prompt_file} not found: not a list_engine model directory")
-        config = json.loads(legacy.read_text())
-        if "peft_type" in config:
-            raise ExportError(f"{directory} is a PEFT adapter without {PROMPT_NAME}: load it with "
-                              "peft (PeftModel.from_pretrained), not list_engine")
-        weights, version = directory / PEFT_WEIGHTS_NAME, 1
-    if not weights.is_file():
-        raise ExportError(f"{weights} is missing: the model folder is incomplete")
-    return SavedModel(config, weights, version)
-
-
-def hub_id(model_name: str) -> str | None:
-    """The Hub id of a base model given as `model_name`, None for a local folder."""
-    if model_name in ("", "default"):
-        return DEFAULT_MODEL_HUB_ID
-    if Path(model_name).exists() or not _HUB_ID_RE.match(model_name):
-        return None
-    return model_name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,8 +230,6 @@ def _write_sentence_transformers(directory: Path, head: dict[str, torch.Tensor],
 
 @torch.no_grad()
 def _save_merged_mlm(clf: PromptClassifier, directory: Path) -> list[int]:
-    from .modeling import load_masked_lm
-
     spec = arch_spec(clf.model_type)
     fresh, _ = load_masked_lm(clf.model_path)
     ours = {n.removeprefix("mlm."): p for n, p in clf.module.named_parameters()}
@@ -332,8 +270,6 @@ def _word_rows(base: torch.Tensor, trained: torch.Tensor, ids: list[int],
     """The rows (or biases) to write for the label words: the trained class rows; with several
     words per class, each word's base row moved by its class's change, so that the mean of a
     class's words is the trained row."""
-    from .modeling import class_means
-
     trained = trained.detach().cpu()
     if not clf.verbalizer.is_multi_word:
         return trained
@@ -343,8 +279,6 @@ def _word_rows(base: torch.Tensor, trained: torch.Tensor, ids: list[int],
 
 def _check_merged_mlm(directory: Path, spec, ids: list[int], written: nn.Linear) -> None:
     """Reload with plain transformers: the label-word rows and biases must come back."""
-    from .modeling import load_masked_lm
-
     loaded, _ = load_masked_lm(str(directory))
     decoder = loaded.get_submodule(spec.decoder)
     same = torch.equal(decoder.weight[ids], written.weight[ids])
@@ -353,35 +287,3 @@ def _check_merged_mlm(directory: Path, spec, ids: list[int], written: nn.Linear)
     if not same:
         raise ExportError(f"the merged model in {directory} reloads with other label-word "
                           "weights than were written (a transformers weight-tying change?)")
-
-
-# ---------------------------------------------------------------------------------------------
-# A folder to hand over
-# ---------------------------------------------------------------------------------------------
-def export_folder(model_dir: str | Path, out: str | Path, *, merged: bool = False,
-                  card: Callable[[dict], str] | None = None) -> Path:
-    """`model_dir` as a folder to hand over: the current format (a format-1 folder is
-    re-saved, so peft can read it), a README.md model card (`card(list_prompt)`, default
-    list_engine.hub.model_card) and, with `merged`, the merged model in `merged/`."""
-    from .hub import model_card
-    from .modeling import PromptClassifier
-
-    model_dir, out = Path(model_dir), Path(out)
-    if out.resolve() == model_dir.resolve():
-        raise ExportError("the export folder must differ from the model folder")
-    saved = read_model_dir(model_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    clf = None
-    if saved.format_version < FORMAT_VERSION:
-        clf = PromptClassifier.from_pretrained(model_dir, device="cpu")
-        clf.save_pretrained(out, metrics=clf.metrics)
-    else:
-        for f in model_dir.iterdir():
-            if f.is_file() and f.name != "README.md":
-                shutil.copy2(f, out / f.name)
-    config = json.loads((out / PROMPT_NAME).read_text())
-    if merged:
-        clf = clf or PromptClassifier.from_pretrained(out, device="cpu")
-        clf.save_merged(out / "merged")
-    (out / "README.md").write_text(card(config) if card else model_card(config, merged))
-    return out
