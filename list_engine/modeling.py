@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import frozen
+from . import int8 as _int8
 from .adapters import (
     AdapterConfig,
     adapters_disabled,
@@ -186,6 +187,7 @@ class PromptClassifier:
         self.trainable_names = trainable_names
         self.bf16 = bf16
         self.merged = False
+        self.int8 = False  # dense layers quantized for CPU prediction (list_engine.int8)
         self.model_max_length = model_max_length or max_length  # the model's own limit
         self.metrics: dict[str, Any] = {}
         self.environment: dict[str, Any] | None = None  # of training; None: this process
@@ -307,6 +309,8 @@ class PromptClassifier:
         return clf
 
     def to(self, device: str | torch.device) -> PromptClassifier:
+        if self.int8:
+            _int8.check_device(device)
         self.device = resolve_device(device)
         self.module.to(self.device)
         return self
@@ -542,6 +546,8 @@ class PromptClassifier:
 
         if self.merged:
             raise RuntimeError("adapters were merged; use save_merged() for a merged model")
+        if self.int8:
+            raise RuntimeError(_int8.SAVE_MESSAGE)
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         for stale in (PEFT_CONFIG_NAME, PEFT_WEIGHTS_NAME, HEAD_NAME):
@@ -554,10 +560,16 @@ class PromptClassifier:
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str = "auto") -> PromptClassifier:
-        """Load a folder written by save_pretrained (format 2, or format 1 of earlier versions)."""
+    def from_pretrained(cls, directory: str | Path, device: str = "auto",
+                        int8: bool = False) -> PromptClassifier:
+        """Load a folder written by save_pretrained (format 2, or format 1 of earlier versions).
+        `int8`: for CPU prediction, with the encoder's dense layers quantized to int8 (see
+        list_engine.int8); device "auto" then means the CPU, a CUDA device is refused."""
         from safetensors.torch import load_file
 
+        if int8:
+            device = "cpu" if device == "auto" else device
+            _int8.check_device(device)
         directory = Path(directory)
         saved = read_model_dir(directory)
         config = saved.config
@@ -593,11 +605,21 @@ class PromptClassifier:
         clf.load_trainable_state(load_file(str(saved.weights)))
         clf.metrics = config.get("metrics") or {}
         clf.environment = config.get("environment") or {}  # {}: not recorded (format 1)
+        if int8:
+            _int8.quantize_int8(clf, inplace=True)
         return clf
+
+    def quantize_int8(self, inplace: bool = False) -> PromptClassifier:
+        """An int8 classifier for CPU prediction (a copy unless `inplace`; see
+        list_engine.int8): the encoder's dense layers quantized, adapters and head kept fp32.
+        It predicts, evaluates and caches like this one; it cannot train, save or merge."""
+        return _int8.quantize_int8(self, inplace=inplace)
 
     # -- merge ------------------------------------------------------------------------------
     def merge(self) -> int:
         """Fold the adapters into the dense weights, in place (no more training after)."""
+        if self.int8:
+            raise RuntimeError(_int8.MERGE_MESSAGE)
         n = merge_adapters(self.module)
         self.trainable_names = [n_ for n_ in self.trainable_names if not is_adapter_param(n_)]
         self.merged = True

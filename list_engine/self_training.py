@@ -27,6 +27,7 @@ import torch
 
 from .callbacks import Callback, CallbackList, PseudoLabelEvent, StepEvent, TrainResult
 from .config import MAX_LR, LiSTConfig
+from .int8 import TRAINING_MESSAGE
 from .label_prior import check_label_prior
 from .lengths import choose_max_length
 from .modeling import Encoded, PromptClassifier, resolve_device
@@ -82,6 +83,8 @@ class LiSTTrainer:
                              f"mode={classifier.mode!r}")
         if classifier.merged:
             raise ValueError("cannot train a classifier whose adapters were merged")
+        if classifier.int8:
+            raise ValueError(TRAINING_MESSAGE)
         if not labeled:
             raise ValueError("no labelled examples")
         labels = set(classifier.labels)
