@@ -163,9 +163,10 @@ def _keep_round() -> str:
         format_func=KEEP_LABELS.get, key="train_keep_round", horizontal=True,
         help="After the teacher and each round the model is evaluated. With an evaluation set "
              "the run can end on the round that scored best (ties: the later one) instead of "
-             "the last, which self-training may have made worse. Macro-F1 weighs every class "
-             "alike (better when one class is rare). Without an evaluation set it is always "
-             "the last round.")
+             "the last, which self-training may have made worse, but only when that round is "
+             "better beyond the evaluation's noise: with a few evaluation examples the last "
+             "round is kept. Macro-F1 weighs every class alike (better when one class is "
+             "rare). Without an evaluation set it is always the last round.")
 
 
 def _evaluation_section(s, project_id: int, counts) -> str:
