@@ -50,6 +50,7 @@ CUSTOM_KNOBS = (
     "pseudo_label_temperature",
     "balanced_fraction",  # 0 = keep all (None)
     "token_drop",
+    "label_init",
     "adapter_layers",  # not a LiSTConfig field: adapters in the top N layers, 0 = every layer
     "auto_lr",  # not a LiSTConfig field: True keeps the preset's lr_candidates
     "keep_round",  # not a LiSTConfig field: one of KEEP_ROUNDS

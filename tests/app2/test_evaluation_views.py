@@ -64,7 +64,8 @@ def test_train_form_has_every_switch_and_the_kept_round(db, labelled_project):
     at.radio(key="train_preset").set_value("custom").run()
     widgets = {w.key: w for kind in ("checkbox", "number_input") for w in at.get(kind)}
     for key in ("k_kd", "k_meta", "k_threshold", "k_max_length", "k_rounds", "k_adapter_layers",
-                "k_student_init", "k_neighbours", "k_temperature", "k_balanced", "k_token_drop"):
+                "k_student_init", "k_neighbours", "k_temperature", "k_balanced", "k_token_drop",
+                "k_label_init"):
         assert "benchmark" in widgets[key].help.lower(), key  # what it does and what was found
     at.checkbox(key="k_kd").uncheck()
     at.checkbox(key="k_meta").uncheck()
@@ -76,6 +77,8 @@ def test_train_form_has_every_switch_and_the_kept_round(db, labelled_project):
     at.number_input(key="k_temperature").set_value(1.0)
     at.number_input(key="k_balanced").set_value(0.0)
     at.number_input(key="k_token_drop").set_value(0.2)
+    label_init_default = at.checkbox(key="k_label_init").value
+    at.checkbox(key="k_label_init").set_value(not label_init_default)
     at.radio(key="train_keep_round").set_value("last").run()
     assert not at.exception, at.exception
     at.button(key="start_training").click().run()
@@ -87,6 +90,7 @@ def test_train_form_has_every_switch_and_the_kept_round(db, labelled_project):
     assert (lc["adapter"]["layers"], lc["student_init"], lc["neighbour_weight"],
             lc["pseudo_label_temperature"], lc["balanced_fraction"], lc["token_drop"]) == (
         None, "fresh", 0.0, 1.0, None, 0.2)
+    assert lc["label_init"] == ("words" if label_init_default else "auto")
 
 
 def test_train_form_too_short_max_length_says_what_to_fix(db, labelled_project):
