@@ -172,9 +172,10 @@ class LiSTConfig:
                                "document's tokens hidden from the student (0 = none)"})
     label_init: str = field(
         default="words", metadata={"help": "similarity head: the classes start from their "
-                                   "label words (words) or, when the labelled examples' class "
-                                   "means classify them better than the words do, from the "
-                                   "means (auto; list_engine.label_prior)"})
+                                   "label words (words) or, when the words sort the labelled "
+                                   "examples no better than chance and the examples' class "
+                                   "means clearly do better, from the means (auto; "
+                                   "list_engine.label_prior)"})
 
     def __post_init__(self) -> None:
         if isinstance(self.adapter, dict):
@@ -324,7 +325,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # so every phase pays one layer (bench/results/NOTES.md, 2026-12-08: the teacher is as
     # good as with adapters everywhere). Each round's student continues from its teacher on
     # refined pseudo-labels (neighbour agreement, sharpened, class-balanced top half) with
-    # token-drop noise: on BBC that is what made the rounds add accuracy.
+    # token-drop noise: on BBC that is what made the rounds add accuracy. Label words that
+    # sort the labels no better than chance give way to the labels' class means.
     "quick": dict(
         teacher_steps=100, teacher_lr=3e-4, rounds=2, unlabeled_steps=120,
         kd_warmup_fraction=0.6, labeled_steps=40, student_lr=3e-4, labeled_batch_size=8,
@@ -332,5 +334,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         weight_decay=0.0, unlabeled_sample_size=1000, lr_candidates=(1e-4, 3e-4, 1e-3),
         adapter={"layers": 1}, student_init="teacher", neighbour_weight=0.5, neighbours=10,
         pseudo_label_temperature=0.5, balanced_fraction=0.5, token_drop=0.1,
+        label_init="auto",
     ),
 }

@@ -109,11 +109,13 @@ HELP = {
     "token_drop": "Noise on the student's input: this share of each document's words is hidden "
                   "from it, so it must find the label from less than its teacher saw. "
                   "Benchmark: see 'Rounds'. 0 = no noise.",
-    "label_init": "Before training, the label words are checked against your labels: if the "
-                  "average of each class's labelled documents sorts them clearly better than "
-                  "the label words do (a label word that means little, or the opposite, to "
-                  "the model), each class starts from that average instead. Benchmark: MR "
-                  "with the label words swapped, see 'Rounds'. Off = always the label words.",
+    "label_init": "Before training, the label words are checked against your labels: if they "
+                  "sort your labelled documents no better than chance and the average of each "
+                  "class's documents clearly does better (label words that mean the opposite, "
+                  "or nothing, to the model), each class starts from that average instead. "
+                  "Benchmark: MR with the label words swapped, LiST 58.1 -> 62.1 %, level with "
+                  "a linear probe; with good label words nothing changes. Off = always the "
+                  "label words.",
     "max_length": "Tokens read per document (0 = automatic: the 95th percentile of your "
                   "documents, capped by the model). Time grows roughly in proportion. Benchmark: on "
                   "BBC articles, 256 tokens instead of 64 took frozen-embedding logistic regression "

@@ -18,6 +18,18 @@ def _two_clusters(n=10, seed=0):
     return emb, np.array([0] * n + [1] * n), a, b
 
 
+def test_only_words_no_better_than_chance_give_way():
+    # words right on 10 of 20 (chance for 2 classes) but the means on all: replaced;
+    # words right on 14 of 20 (a weak but real prior): kept, however good the means are
+    emb, gold, a, b = _two_clusters()
+    mixed = np.vstack([a + b, a + b])  # the same description for both: ties go to class 0
+    assert check_label_prior(mixed, emb, gold)["use_examples"]
+    weak = np.vstack([a + 0.2 * b, b + 2.0 * a])
+    check = check_label_prior(weak, emb, gold)
+    assert 0.5 < check["words_accuracy"] < 1.0 and check["examples_accuracy"] == 1.0
+    assert not check["use_examples"]
+
+
 def test_right_words_are_kept_and_swapped_words_give_way_to_the_examples():
     emb, gold, a, b = _two_clusters()
     right = check_label_prior(np.vstack([a, b]), emb, gold)
@@ -51,10 +63,13 @@ def test_auto_starts_a_swapped_verbalizer_from_the_examples(headless_bert, label
     assert moved == check["use_examples"]
     result = trainer.train()
     assert result.metrics[0]["label_prior"] == check
-    # "words" (the default) leaves the head as created
+    # "words" (the paper preset's, and the field's default) leaves the head as created
+    assert LiSTConfig().label_init == LiSTConfig.preset("paper").label_init == "words"
+    assert LiSTConfig.preset("quick").label_init == "auto"
     clf2 = PromptClassifier.create(str(headless_bert), TEMPLATE, swapped, device="cpu")
     trainer2 = LiSTTrainer(clf2, LiSTConfig.preset("quick", teacher_steps=2, rounds=0,
                                                    max_length=32, lr_candidates=None,
-                                                   device="cpu"), labeled, unlabeled)
+                                                   device="cpu", label_init="words"),
+                           labeled, unlabeled)
     assert trainer2.label_prior is None
     assert np.allclose(clf2.trainable_state()[key], before[key])
