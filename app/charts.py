@@ -41,6 +41,9 @@ def metrics_figure(metrics: list[dict], title: str = "Evaluation after each roun
     return fig
 
 
+LOSS_MARKERS_UP_TO = 200  # points of one phase's loss line drawn with markers
+
+
 def loss_figure(losses: list[dict], title: str = "Training loss") -> go.Figure:
     """Loss against the global step, one line per phase (teacher, kd, meta, labeled)."""
     if not losses:
@@ -52,7 +55,9 @@ def loss_figure(losses: list[dict], title: str = "Training loss") -> go.Figure:
     for phase, rows in phases.items():
         fig.add_trace(go.Scatter(
             x=[r["global_step"] for r in rows], y=[r["loss"] for r in rows],
-            mode="lines+markers", marker=dict(size=4), name=phase,
+            # a marker is an SVG node the browser redraws: none on a long curve
+            mode="lines+markers" if len(rows) <= LOSS_MARKERS_UP_TO else "lines",
+            marker=dict(size=4), name=phase,
             customdata=[r.get("round") for r in rows],
             hovertemplate="step %{x}<br>loss %{y:.4f}<br>round %{customdata}<extra>" + phase + "</extra>",
         ))

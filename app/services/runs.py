@@ -83,15 +83,29 @@ def eta_s(session: Session, run: Run) -> float | None:
     if run.status not in (RUNNING, CANCELLING) or run.kind != "train" or run.step is None:
         return None
     cfg = run.config or {}
-    rows = session.execute(
-        select(RunStep.round, RunStep.phase, RunStep.global_step, RunStep.created_at)
-        .where(RunStep.run_id == run.id).order_by(RunStep.id)
-    ).all()
     data = cfg.get("data") or {}
+    rates = eta.measured_rates(_segment_ends(session, run.id))
     return eta.remaining_seconds(
-        cfg.get("list_config") or {}, int(run.step), int(run.current_round or 0),
-        eta.measured_rates(rows), n_pool=int(data.get("unlabelled") or 0),
-        n_eval=int(data.get("evaluation") or 0))
+        cfg.get("list_config") or {}, int(run.step), int(run.current_round or 0), rates,
+        n_pool=int(data.get("unlabelled") or 0), n_eval=int(data.get("evaluation") or 0))
+
+
+def _segment_ends(session: Session, run_id: int) -> list:
+    """(round, phase, global_step, created_at) of the first and the last sampled step of
+    each (round, phase) segment, in write order: all that `eta.measured_rates` reads of a
+    segment, without loading every step row (the Live progress header asks every few
+    seconds, and a run keeps up to 2,000 of them)."""
+    ends = session.execute(
+        select(func.min(RunStep.id), func.max(RunStep.id))
+        .where(RunStep.run_id == run_id).group_by(RunStep.round, RunStep.phase)
+    ).all()
+    ids = {i for pair in ends for i in pair}
+    if not ids:
+        return []
+    return session.execute(
+        select(RunStep.round, RunStep.phase, RunStep.global_step, RunStep.created_at)
+        .where(RunStep.id.in_(ids)).order_by(RunStep.id)
+    ).all()
 
 
 def _last_accuracy(session: Session, run_id: int) -> float | None:
@@ -126,6 +140,53 @@ def runs_signature(rows: list[RunRow]) -> tuple:
     """What changes when a run is queued, resumed, retried or finishes: (id, status,
     attempts) of each run. A page compares two of these to know it must redraw."""
     return tuple((r.id, r.status, r.attempts) for r in rows)
+
+
+def charts_signature(session: Session, run: Run) -> tuple:
+    """A cheap fingerprint (one query) of what the Live progress page's charts other than
+    the growing curves are drawn from: the run's status, round and attempt, its
+    round metrics (each evaluation, and a resumed run rewriting one), its pseudo-labels
+    (made once per round) and the project's training labels (the class distribution).
+    The page redraws those charts only when it changes. The training loss and the meta
+    weights, which change every second or few while a round trains, are not in it: the
+    page redraws their two charts on a slower timer instead."""
+    def one(column, model, *where):
+        return select(column).select_from(model).where(*where).scalar_subquery()
+
+    metric = RoundMetric.run_id == run.id
+    pseudo = PseudoLabel.run_id == run.id
+    label = (Label.project_id == run.project_id, Label.held_out.is_(False))
+    row = session.execute(select(
+        one(func.count(), RoundMetric, metric),
+        one(func.max(RoundMetric.created_at), RoundMetric, metric),
+        one(func.count(), PseudoLabel, pseudo),
+        one(func.max(PseudoLabel.round), PseudoLabel, pseudo),
+        one(func.count(), Label, *label),
+        one(func.max(Label.updated_at), Label, *label),
+    )).one()
+    return (run.status, run.current_round, run.attempts, *row)
+
+
+# How often the Live progress page's live parts rerun, in seconds: (the header with the
+# progress bar, status, elapsed time and ETA; the loss and meta-weight curves). Each rerun
+# costs the server and, more, the browser (headless Chromium spends 0.1-0.3 s of CPU on a
+# header rerun, ~0.5 s on redrawing the two curves; bench/live_page_cost.py measures the
+# page): quick in the first minute after a run is queued or starts, when a short run
+# changes fast and someone has just pressed Start; slow once it has run a while, when a
+# few seconds more or less change nothing that matters. The other charts redraw only when
+# their data changed (`charts_signature`).
+LIVE_YOUNG_SECONDS = 60.0
+LIVE_REFRESH_YOUNG = (2.0, 10.0)
+LIVE_REFRESH_STEADY = (15.0, 60.0)
+
+
+def live_refresh_seconds(run: Run, now=None) -> tuple[float, float]:
+    """(header, curves) refresh intervals of the Live progress page for `run`."""
+    since = run.started_at or run.queued_at or run.created_at
+    if since is None:
+        return LIVE_REFRESH_YOUNG
+    age = ((now or utcnow()) - since).total_seconds()
+    return LIVE_REFRESH_YOUNG if age < LIVE_YOUNG_SECONDS else LIVE_REFRESH_STEADY
 
 
 def queue_ahead(session: Session, run: Run | None = None) -> list[Run]:

@@ -11,11 +11,12 @@ from app import charts, ui
 from app.services import evaluation, round_story
 from app.services import runs as run_service
 from app.services.training import format_duration
-from db.models import FINISHED_STATUSES
+from db.models import CANCELLING, FINISHED_STATUSES, RUNNING
 
-REFRESH_SECONDS = 2.0
 WATCH_SECONDS = 4.0
 PROGRESS_RUN_KEY = "progress_run_id"
+# (run id, the charts' signature, the refresh intervals) when the page was last drawn
+CHARTS_DRAWN_KEY = "progress_charts_drawn"
 
 
 def _run_label(rows_by_id: dict, run_id: int) -> str:
@@ -54,7 +55,9 @@ def _header(s, run) -> None:
                 "`python -m worker`.", icon=":material/hourglass_empty:")
 
 
-def _charts(s, run) -> None:
+def _charts(s, run, curves_every: float | None = None) -> None:
+    """Everything below the header. `curves_every`: a live view, whose loss and meta-weight
+    curves redraw on their own every that many seconds while the run trains."""
     metrics = run_service.round_metrics(s, run.id)
     choices = run_service.model_choices(metrics)
     if choices:
@@ -83,15 +86,15 @@ def _charts(s, run) -> None:
         st.caption("This run has no evaluation set: accuracy is not measured.")
     left, right = st.columns(2)
     left.plotly_chart(charts.metrics_figure(metrics), key=f"metrics_{run.id}")
-    right.plotly_chart(charts.loss_figure(run_service.step_losses(s, run.id)), key=f"loss_{run.id}")
-    left, right = st.columns(2)
-    left.plotly_chart(charts.weights_figure(run_service.meta_weights(s, run.id)),
-                      key=f"weights_{run.id}")
     pseudo_acc = run_service.pseudo_label_accuracy(s, run.id)
     note = "" if any(r["accuracy"] is not None for r in pseudo_acc) else \
         run_service.pseudo_accuracy_note(s, run)
     right.plotly_chart(charts.pseudo_accuracy_figure(pseudo_acc, empty_note=note),
                        key=f"pseudo_acc_{run.id}")
+    if curves_every and run.status in (RUNNING, CANCELLING):
+        st.fragment(_live_curves, run_every=curves_every)(run.id)  # on their own timer
+    else:
+        _curves(s, run)
     left, right = st.columns(2)
     left.plotly_chart(charts.class_distribution_figure(run_service.class_distribution(s, run)),
                       key=f"classes_{run.id}")
@@ -100,6 +103,22 @@ def _charts(s, run) -> None:
     _rounds_view(metrics)
     if latest:
         _trust_view(run, latest, kept is not None)
+
+
+def _curves(s, run) -> None:
+    """The training loss and the meta weights: what grows while a round trains."""
+    left, right = st.columns(2)
+    left.plotly_chart(charts.loss_figure(run_service.step_losses(s, run.id)), key=f"loss_{run.id}")
+    right.plotly_chart(charts.weights_figure(run_service.meta_weights(s, run.id)),
+                       key=f"weights_{run.id}")
+
+
+def _live_curves(run_id: int) -> None:
+    """The loss curve and the meta weights of a training run, as a fragment that reruns on
+    a timer (a loss is logged about every second, meta weights every few: the rest of the
+    page is not redrawn for them)."""
+    with ui.session() as s:
+        _curves(s, run_service.get_run(s, run_id))
 
 
 def _rounds_view(metrics: list[dict]) -> None:
@@ -142,20 +161,41 @@ def _trust_view(run, metric: dict, kept: bool) -> None:
                       "average gap, weighted by how many examples each bin holds.")
 
 
-def render_run(run_id: int) -> None:
+def render_run(run_id: int, live: bool = False) -> None:
+    """The run's header and charts. `live` (a run not finished): the header refreshes by
+    itself (`_live_header`), the loss and meta-weight curves on their own slower timer
+    (`_live_curves`), and the other charts only when what they show changed (the header
+    reruns the page then)."""
+    with ui.session() as s:
+        run = run_service.get_run(s, run_id)
+        every = None
+        if live:
+            every = run_service.live_refresh_seconds(run)
+            # What the charts are drawn from, kept before they are drawn: data written
+            # while they are drawn only makes the header redraw them once more.
+            st.session_state[CHARTS_DRAWN_KEY] = (run_id, run_service.charts_signature(s, run),
+                                                  every)
+            st.fragment(_live_header, run_every=every[0])(run_id)
+            st.caption(f"Updates itself every {every[0]:g} s; the loss and meta-weight charts "
+                       f"every {every[1]:g} s, the other charts when the run's status or round "
+                       "changes, a round is evaluated or pseudo-labels are made.")
+        else:
+            _header(s, run)
+        _charts(s, run, curves_every=every[1] if every else None)
+
+
+def _live_header(run_id: int) -> None:
+    """The header of a live view, as a fragment that reruns on a timer: the progress bar,
+    status, elapsed time and ETA, nothing else (the whole page redrawn every 2 s cost half
+    a core, issue 26). It reruns the whole page when the other charts are out of date
+    (`run_service.charts_signature`: a new round, status, evaluation, pseudo-labels or
+    label), when the refresh intervals change (the run is no longer young), and when the
+    run ends, which turns the view static."""
     with ui.session() as s:
         run = run_service.get_run(s, run_id)
         _header(s, run)
-        _charts(s, run)
-        return run.status
-
-
-@st.fragment(run_every=REFRESH_SECONDS)
-def live_view(run_id: int) -> None:
-    """Re-runs every REFRESH_SECONDS while the run is active; a full rerun when it ends
-    turns the view static."""
-    status = render_run(run_id)
-    if status in FINISHED_STATUSES:
+        now = (run_id, run_service.charts_signature(s, run), run_service.live_refresh_seconds(run))
+    if run.status in FINISHED_STATUSES or st.session_state.get(CHARTS_DRAWN_KEY) != now:
         st.rerun()
 
 
@@ -241,9 +281,10 @@ def main() -> None:
         render_run(run_id)
         watch_runs(project.id, run_service.runs_signature(rows))
     else:
-        live_view(run_id)
+        render_run(run_id, live=True)
     st.divider()
     compare_view(project.id, rows_by_id)
 
 
-main()
+if __name__ == "__main__":  # as Streamlit runs a page; a test may load the functions alone
+    main()
