@@ -306,24 +306,23 @@ def test_others_can_write_while_a_large_import_runs(db, project, commit_every_ch
     corpus.import_documents(db, project.id, pd.DataFrame({"text": ["first"]}), text_column="text")
     cls = labelling.add_label_class(db, project.id, "a")
     first_id = db.scalar(select(Document.id).where(Document.text == "first"))
-    rows = "".join(f"row {i}\n" for i in range(20_000))
+    n_rows = 60_000  # several seconds of import even on a fast, quiet machine
+    rows = "".join(f"row {i}\n" for i in range(n_rows))
     table = corpus.open_table(("text\n" + rows).encode(), "big.csv")
     table.chunk_rows = 500
-    saved_during_import = []
+    saved_at = []
 
     def label_meanwhile():
         time.sleep(0.5)
         with get_session() as s:
-            t0 = time.monotonic()
             labelling.set_label(s, project.id, first_id, cls.id)
-            saved_during_import.append(time.monotonic() - t0)
+            saved_at.append(time.monotonic())
 
     other = threading.Thread(target=label_meanwhile)
     other.start()
-    t0 = time.monotonic()
     report = corpus.import_documents(db, project.id, table, text_column="text")
-    import_seconds = time.monotonic() - t0
+    import_ended = time.monotonic()
     other.join()
-    assert report.imported == 20_000
-    assert saved_during_import and saved_during_import[0] < import_seconds / 2, (
-        saved_during_import, import_seconds)
+    assert report.imported == n_rows
+    # the label went in while the import still ran, not after it released the database
+    assert saved_at and saved_at[0] < import_ended, (saved_at, import_ended)
