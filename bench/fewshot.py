@@ -25,7 +25,7 @@ from typing import Any
 from bench import report
 from bench.baselines import DEFAULT_METHODS, METHODS, RunOptions, run_method
 from bench.data import LOADERS, TaskData, make_split, resolve_bench_model, rotate_words
-from bench.runner import command_line, machine_info, run_isolated, utc_now, versions
+from bench.runner import command_line, machine_info, quiet_process, run_isolated, utc_now, versions
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -170,12 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars in logs (children inherit)
-    if args.threads:  # before torch starts its thread pool; spawned children inherit it
-        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
-        import torch
-
-        torch.set_num_threads(args.threads)
+    quiet_process(args.threads)
     methods = list(METHODS) if args.methods == "all" else args.methods.split(",")
     names = args.data.split(",")
     bad = [n for n in names if n not in LOADERS]

@@ -32,7 +32,7 @@ from bench import report
 from bench.baselines import METHODS, RunOptions, engine_config
 from bench.data import LOADERS, Split, TaskData, make_split, resolve_bench_model
 from bench.fewshot import native_max_length, parse_overrides
-from bench.runner import command_line, machine_info, run_isolated, utc_now, versions
+from bench.runner import command_line, machine_info, quiet_process, run_isolated, utc_now, versions
 
 METHOD = "list_quick"
 TOLERANCE = 0.005  # 0.5 accuracy points
@@ -180,12 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars in logs (children inherit)
-    if args.threads:  # before torch starts its thread pool; spawned children inherit it
-        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
-        import torch
-
-        torch.set_num_threads(args.threads)
+    quiet_process(args.threads)
     names = args.data.split(",")
     bad = [n for n in names if n not in LOADERS]
     if bad:

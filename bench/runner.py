@@ -27,6 +27,17 @@ ROOT = Path(__file__).resolve().parent.parent
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
+def quiet_process(threads: int | None) -> None:
+    """A benchmark's start: no progress bars in logs, and `threads` torch/OpenMP threads when
+    given (set before torch starts its thread pool; spawned children inherit both)."""
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far (Linux reports KiB)."""
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 from bench import report
 from bench.data import LOADERS, TaskData, make_split, resolve_bench_model
 from bench.fewshot import parse_overrides
-from bench.runner import command_line, machine_info, run_isolated, utc_now, versions
+from bench.runner import command_line, machine_info, quiet_process, run_isolated, utc_now, versions
 
 
 def _resolve_device(device: str) -> str:
@@ -264,12 +263,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     import torch
 
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars in logs (children inherit)
-    if args.threads:  # before torch starts its thread pool; spawned children inherit it
-        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
-        import torch
-
-        torch.set_num_threads(args.threads)
+    quiet_process(args.threads)
     devices = args.devices.split(",")
     if devices == ["auto"]:
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -54,6 +54,14 @@ def open_page(browser, viewport: dict, default_seconds: float = 30):
     return page
 
 
+def settle(page) -> None:
+    """Wait until the app's script run triggered by the last action has finished."""
+    page.wait_for_timeout(200)
+    page.wait_for_function(
+        "document.querySelector('[data-testid=stApp]')"
+        "?.getAttribute('data-test-script-state') === 'notRunning'")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -15,6 +15,7 @@ from tests.browser import (
     needs_chromium,
     open_page,
     patience,
+    settle,
     streamlit_app,
 )
 
@@ -26,12 +27,6 @@ def test_label_panels_stay_open_while_edited(db, sentiment_project, tmp_path, ar
 
     pos, neg = L.list_label_classes(db, sentiment_project.id)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # data_env: the same data dir and model
-
-    def settle(page) -> None:
-        page.wait_for_timeout(200)
-        page.wait_for_function(
-            "document.querySelector('[data-testid=stApp]')"
-            "?.getAttribute('data-test-script-state') === 'notRunning'")
 
     with streamlit_app(env, tmp_path / "streamlit.log") as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -14,6 +14,7 @@ from tests.browser import (
     needs_chromium,
     open_page,
     patience,
+    settle,
     streamlit_app,
 )
 
@@ -38,12 +39,6 @@ def test_keys_work_after_a_click_on_the_strategy_radio(served, artifacts_dir):
     from playwright.sync_api import expect, sync_playwright
 
     url, project_id = served
-
-    def settle(page) -> None:
-        page.wait_for_timeout(200)
-        page.wait_for_function(
-            "document.querySelector('[data-testid=stApp]')"
-            "?.getAttribute('data-test-script-state') === 'notRunning'")
 
     def shown_document(page) -> str:
         return page.wait_for_function(

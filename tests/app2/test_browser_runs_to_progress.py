@@ -21,6 +21,7 @@ from tests.browser import (
     needs_chromium,
     open_page,
     patience,
+    settle,
     stop,
     streamlit_app,
 )
@@ -85,12 +86,6 @@ def test_live_progress_button_on_runs_page_opens_a_drawn_page(served, artifacts_
 
     url, project_id, run_id, title = served
     console_errors: list[str] = []
-
-    def settle(page) -> None:
-        page.wait_for_timeout(200)
-        page.wait_for_function(
-            "document.querySelector('[data-testid=stApp]')"
-            "?.getAttribute('data-test-script-state') === 'notRunning'")
 
     with sync_playwright() as pw, busy_loops(2):
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
